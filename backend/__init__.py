@@ -1,0 +1,1 @@
+"""Roster's Django project and its models app."""

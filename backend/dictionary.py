@@ -1,0 +1,250 @@
+"""The data dictionary: Roster's single source of truth for tables, columns and rules.
+
+Everything else derives from this module: the Django model fields and constraints, the
+validation in the ingest pipeline, the GraphQL row inputs, the CSV column order and the docs.
+To change a rule, change it here (and its tests).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+MAX_ID = 2**31 - 1
+"""Ids are positive 32-bit integers (PostgreSQL ``integer``)."""
+
+MAX_BATCH_ROWS = 1000
+"""The largest batch the API accepts in one request."""
+
+# ISO 8601 date and time, with a ``T`` or a space between them, seconds and fraction optional,
+# then an optional ``Z`` or ``±HH:MM`` / ``±HHMM`` / ``±HH`` offset.
+_ISO_DATETIME = re.compile(
+    r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|z|[+-]\d{2}(:?\d{2})?)?"
+)
+
+
+class RuleViolation(Exception):
+    """One broken rule on one field, carried as (code, message)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Reason:
+    """Why a row was rejected: which field, a stable machine code, a human message."""
+
+    field: str | None
+    code: str
+    message: str
+
+    def as_dict(self) -> dict[str, str | None]:
+        return {"field": self.field, "code": self.code, "message": self.message}
+
+
+# --- column kinds: each one knows how to clean a raw value or say why it can't -------------
+
+
+@dataclass(frozen=True)
+class Kind:
+    """A column's type and the rules that come with it."""
+
+    graphql: str = "String"
+    avro: Any = "string"
+
+    def clean(self, value: Any) -> Any:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class Integer(Kind):
+    """A positive 32-bit integer. Strings of digits (CSV) are accepted; bools and floats are not."""
+
+    graphql: str = "Int"
+    avro: Any = "int"
+
+    def clean(self, value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int | str):
+            raise RuleViolation("invalid_type", f"must be an integer, got {_json_type(value)}")
+        if isinstance(value, str):
+            text = value.strip()
+            if not re.fullmatch(r"[+-]?\d+", text):
+                raise RuleViolation("invalid_type", f"must be an integer, got {value!r}")
+            value = int(text)
+        if value <= 0:
+            raise RuleViolation("not_positive", f"must be a positive integer, got {value}")
+        if value > MAX_ID:
+            raise RuleViolation("out_of_range", f"must be at most {MAX_ID}, got {value}")
+        return value
+
+
+@dataclass(frozen=True)
+class Text(Kind):
+    """A trimmed, non-blank string of at most ``max_length`` characters."""
+
+    max_length: int = 255
+
+    def clean(self, value: Any) -> str:
+        if not isinstance(value, str):
+            raise RuleViolation("invalid_type", f"must be a string, got {_json_type(value)}")
+        text = value.strip()
+        if len(text) > self.max_length:
+            raise RuleViolation(
+                "too_long", f"must be at most {self.max_length} characters, got {len(text)}"
+            )
+        return text
+
+
+@dataclass(frozen=True)
+class Timestamp(Kind):
+    """An ISO 8601 date and time. With ``Z`` or an offset it is converted to UTC; without a
+    zone it is taken as UTC."""
+
+    avro: Any = field(default_factory=lambda: {"type": "long", "logicalType": "timestamp-micros"})
+
+    def clean(self, value: Any) -> datetime:
+        if not isinstance(value, str):
+            raise RuleViolation("invalid_type", f"must be a string, got {_json_type(value)}")
+        text = value.strip()
+        if not _ISO_DATETIME.fullmatch(text):
+            raise RuleViolation(
+                "invalid_datetime",
+                f"must be an ISO 8601 date and time such as 2021-07-27T16:02:08Z, got {value!r}",
+            )
+        try:
+            moment = datetime.fromisoformat(text.replace("z", "Z"))
+        except ValueError:
+            raise RuleViolation(
+                "invalid_datetime", f"is not a valid date and time: {value!r}"
+            ) from None
+        if moment.tzinfo is None:
+            return moment.replace(tzinfo=UTC)
+        return moment.astimezone(UTC)
+
+
+def _json_type(value: Any) -> str:
+    """Name a value's type the way a JSON or GraphQL caller would know it."""
+    names = {bool: "boolean", int: "integer", float: "number", str: "string", list: "array"}
+    return names.get(type(value), "object" if isinstance(value, Mapping) else type(value).__name__)
+
+
+# --- tables and columns ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column: its name, kind, doc, and the table it references, if it is a foreign key."""
+
+    name: str
+    kind: Kind
+    doc: str
+    references: str | None = None
+    primary_key: bool = False
+
+    @property
+    def attname(self) -> str:
+        """The Django model attribute (``department_id`` -> ``department``)."""
+        return self.name.removesuffix("_id") if self.references else self.name
+
+
+@dataclass(frozen=True)
+class Table:
+    """One table: its name, the model that stores it, and its columns in CSV order."""
+
+    name: str
+    model_name: str
+    doc: str
+    columns: tuple[Column, ...]
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        return tuple(column.name for column in self.columns)
+
+    @property
+    def foreign_keys(self) -> tuple[Column, ...]:
+        return tuple(column for column in self.columns if column.references)
+
+    def column(self, name: str) -> Column:
+        for column in self.columns:
+            if column.name == name:
+                return column
+        raise KeyError(f"{self.name} has no column {name!r}")
+
+    def clean(self, raw: Any) -> tuple[dict[str, Any] | None, list[Reason]]:
+        """Check one raw row against every column rule, reporting every broken rule at once.
+
+        Foreign keys and uniqueness need the database, so the ingest pipeline checks those.
+        """
+        if not isinstance(raw, Mapping):
+            return None, [Reason(None, "invalid_row", f"must be an object, got {_json_type(raw)}")]
+        reasons = [
+            Reason(str(key), "unknown_field", f"is not a column of {self.name}")
+            for key in raw
+            if key not in self.column_names
+        ]
+        row: dict[str, Any] = {}
+        for column in self.columns:
+            value = raw.get(column.name)
+            if value is None or (isinstance(value, str) and not value.strip()):
+                reasons.append(Reason(column.name, "required", "is required"))
+                continue
+            try:
+                row[column.name] = column.kind.clean(value)
+            except RuleViolation as violation:
+                reasons.append(Reason(column.name, violation.code, violation.message))
+        return (None, reasons) if reasons else (row, [])
+
+
+def _id(doc: str) -> Column:
+    return Column("id", Integer(), doc, primary_key=True)
+
+
+DEPARTMENTS = Table(
+    name="departments",
+    model_name="Department",
+    doc="A department of the company.",
+    columns=(
+        _id("The department's id."),
+        Column("department", Text(max_length=255), "The department's name."),
+    ),
+)
+
+JOBS = Table(
+    name="jobs",
+    model_name="Job",
+    doc="A job title.",
+    columns=(
+        _id("The job's id."),
+        Column("job", Text(max_length=255), "The job's title."),
+    ),
+)
+
+HIRED_EMPLOYEES = Table(
+    name="hired_employees",
+    model_name="HiredEmployee",
+    doc="An employee hired into a job of a department.",
+    columns=(
+        _id("The employee's id."),
+        Column("name", Text(max_length=255), "The employee's full name."),
+        Column("datetime", Timestamp(), "Hire date and time, ISO 8601, stored in UTC."),
+        Column("department_id", Integer(), "The department hired into.", references="departments"),
+        Column("job_id", Integer(), "The job hired for.", references="jobs"),
+    ),
+)
+
+TABLES: dict[str, Table] = {t.name: t for t in (DEPARTMENTS, JOBS, HIRED_EMPLOYEES)}
+"""All tables, in dependency order: a table only references tables before it."""
+
+
+def table(name: str) -> Table:
+    """Look a table up by name, with an error that lists the known ones."""
+    try:
+        return TABLES[name]
+    except KeyError:
+        known = ", ".join(TABLES)
+        raise KeyError(f"unknown table {name!r}; expected one of: {known}") from None

@@ -1,0 +1,37 @@
+"""``python manage.py demo``: the embedded default, with the sample data, ready to explore."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandParser
+
+from backend.auth import create_token
+from backend.models import ApiToken, Department, Scope
+from jobs.loading import files_in_order, load_file
+
+
+class Command(BaseCommand):
+    help = "Migrate, load the sample CSV files once, print an admin token, and run the server."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--addrport", default="127.0.0.1:8000")
+        parser.add_argument("--no-serve", action="store_true", help="Set up, but do not serve.")
+
+    def handle(self, *args: Any, addrport: str, no_serve: bool, **options: Any) -> None:
+        call_command("migrate", verbosity=0)
+        if not Department.objects.exists():
+            for path in files_in_order(settings.BASE_DIR / "data" / "sample"):
+                s = load_file(path=path)
+                self.stdout.write(f"loaded {s.table}: {s.inserted} inserted, {s.rejected} rejected")
+        ApiToken.objects.filter(name="demo").delete()
+        token = create_token(name="demo", scope=Scope.ADMIN)
+        self.stdout.write(
+            f"\nGraphiQL: http://{addrport}/graphql\n"
+            f"Token (admin scope), for the Headers tab:\n"
+            f'  {{"Authorization": "Bearer {token}"}}\n'
+        )
+        if not no_serve:
+            call_command("runserver", addrport, use_reloader=False)

@@ -1,0 +1,201 @@
+"""Roster's tables. Columns, types and rules come from the data dictionary."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db import models
+from django.db.models.functions import Trim
+
+from backend.dictionary import (
+    DEPARTMENTS,
+    HIRED_EMPLOYEES,
+    JOBS,
+    MAX_ID,
+    Column,
+    Integer,
+    Table,
+    Text,
+    Timestamp,
+)
+
+
+def _field(column: Column) -> models.Field:
+    """Build the Django field for a dictionary column: every column is NOT NULL."""
+    if column.references:
+        model = {"departments": "Department", "jobs": "Job"}[column.references]
+        return models.ForeignKey(
+            model,
+            on_delete=models.PROTECT,
+            related_name="hired_employees",
+            db_column=column.name,
+            help_text=column.doc,
+        )
+    if column.primary_key:
+        return models.IntegerField(primary_key=True, help_text=column.doc)
+    if isinstance(column.kind, Text):
+        return models.CharField(max_length=column.kind.max_length, help_text=column.doc)
+    if isinstance(column.kind, Timestamp):
+        return models.DateTimeField(db_index=True, help_text=column.doc)
+    if isinstance(column.kind, Integer):
+        return models.IntegerField(help_text=column.doc)
+    raise TypeError(f"no model field for {column.kind!r}")
+
+
+def _constraints(table: Table) -> list[models.BaseConstraint]:
+    """Database checks that mirror the dictionary's rules, so no writer can bypass them."""
+    checks: list[models.BaseConstraint] = []
+    for column in table.columns:
+        name = f"{table.name}_{column.name}"
+        if isinstance(column.kind, Integer) and not column.references:  # FKs: the key checks
+            lookup = f"{column.name}__range"
+            checks.append(
+                models.CheckConstraint(
+                    condition=models.Q(**{lookup: (1, MAX_ID)}), name=f"{name}_positive"
+                )
+            )
+        if isinstance(column.kind, Text):
+            checks.append(
+                models.CheckConstraint(
+                    condition=models.Q(**{f"{column.name}__gt": ""})
+                    & models.Q(**{f"{column.name}__exact": Trim(column.name)}),
+                    name=f"{name}_trimmed_not_blank",
+                )
+            )
+    return checks
+
+
+class Department(models.Model):
+    id = _field(DEPARTMENTS.column("id"))
+    department = _field(DEPARTMENTS.column("department"))
+
+    class Meta:
+        db_table = DEPARTMENTS.name
+        ordering = ["id"]
+        constraints = _constraints(DEPARTMENTS)
+
+    def __str__(self) -> str:
+        return self.department
+
+
+class Job(models.Model):
+    id = _field(JOBS.column("id"))
+    job = _field(JOBS.column("job"))
+
+    class Meta:
+        db_table = JOBS.name
+        ordering = ["id"]
+        constraints = _constraints(JOBS)
+
+    def __str__(self) -> str:
+        return self.job
+
+
+class HiredEmployee(models.Model):
+    id = _field(HIRED_EMPLOYEES.column("id"))
+    name = _field(HIRED_EMPLOYEES.column("name"))
+    datetime = _field(HIRED_EMPLOYEES.column("datetime"))
+    department = _field(HIRED_EMPLOYEES.column("department_id"))
+    job = _field(HIRED_EMPLOYEES.column("job_id"))
+
+    class Meta:
+        db_table = HIRED_EMPLOYEES.name
+        ordering = ["id"]
+        constraints = _constraints(HIRED_EMPLOYEES)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+MODELS: dict[str, type[models.Model]] = {
+    DEPARTMENTS.name: Department,
+    JOBS.name: Job,
+    HIRED_EMPLOYEES.name: HiredEmployee,
+}
+
+
+class Source(models.TextChoices):
+    """Where a batch of rows came from."""
+
+    GRAPHQL = "graphql"
+    REST = "rest"
+    CSV = "csv"
+    RESTORE = "restore"
+
+
+class Batch(models.Model):
+    """The audit record of one ingest batch (an API call, or one chunk of a file run)."""
+
+    class Status(models.TextChoices):
+        COMPLETED = "completed"  # valid rows stored, invalid rows logged
+        REJECTED = "rejected"  # atomic batch with an invalid row: nothing stored
+        FAILED = "failed"  # an unexpected error: rolled back
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    source = models.CharField(max_length=16, choices=Source.choices)
+    table = models.CharField(max_length=32)
+    uri = models.CharField(max_length=1024, blank=True, default="", help_text="File or S3 URI.")
+    atomic = models.BooleanField(default=False)
+    received = models.PositiveIntegerField(default=0)
+    inserted = models.PositiveIntegerField(default=0)
+    rejected = models.PositiveIntegerField(default=0)
+    status = models.CharField(max_length=16, choices=Status.choices)
+    error = models.TextField(blank=True, default="")
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "batches"
+        ordering = ["-started_at"]
+        verbose_name_plural = "batches"
+
+    def __str__(self) -> str:
+        return f"{self.source} {self.table} {self.id}"
+
+
+class Rejection(models.Model):
+    """One rejected row: never inserted, always logged with every reason."""
+
+    batch = models.ForeignKey(Batch, on_delete=models.CASCADE, related_name="rejections")
+    source = models.CharField(max_length=16, choices=Source.choices)
+    table = models.CharField(max_length=32)
+    position = models.PositiveIntegerField(
+        help_text="The row's index in its batch (API) or its line number (CSV)."
+    )
+    row_id = models.IntegerField(null=True, blank=True, help_text="The row's id, if it had one.")
+    raw = models.JSONField(help_text="The row exactly as received.")
+    reasons = models.JSONField(help_text="A list of {field, code, message}.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        db_table = "rejections"
+        ordering = ["id"]
+        indexes = [models.Index(fields=["table", "id"]), models.Index(fields=["batch", "id"])]
+
+    def __str__(self) -> str:
+        return f"{self.table} #{self.position}"
+
+
+class Scope(models.TextChoices):
+    """What a token may do. Each scope includes the ones below it."""
+
+    READ = "read"
+    WRITE = "write"
+    ADMIN = "admin"
+
+
+class ApiToken(models.Model):
+    """A bearer token. Only its SHA-256 is stored; the token itself is shown once."""
+
+    name = models.CharField(max_length=100, unique=True)
+    key_hash = models.CharField(max_length=64, unique=True, editable=False)
+    scope = models.CharField(max_length=8, choices=Scope.choices)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "api_tokens"
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.scope})"

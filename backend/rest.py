@@ -1,0 +1,108 @@
+"""REST routes compatible with the system Roster replaces, over the same pipeline and tokens."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from django.core.serializers.json import DjangoJSONEncoder
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_POST
+
+from backend import dictionary
+from backend.auth import AccessDenied, require_principal, require_scope
+from backend.models import MODELS, Scope, Source
+from jobs.ingest import BatchSizeError, check_batch_size, ingest_rows
+
+
+def _error(status: int, message: str) -> JsonResponse:
+    return JsonResponse({"message": message}, status=status)
+
+
+def needs(scope: Scope) -> Callable:
+    """Let the view run only for a principal with ``scope``; answer 401/403 otherwise."""
+
+    def decorate(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+        @wraps(view)
+        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            try:
+                require_scope(require_principal(request), scope)
+            except AccessDenied as denied:
+                response = _error(denied.status, denied.message)
+                if denied.status == 401:
+                    response["WWW-Authenticate"] = 'Bearer realm="roster"'
+                return response
+            return view(request, *args, **kwargs)
+
+        return csrf_exempt(wrapper)  # require_principal checks CSRF for session callers
+
+    return decorate
+
+
+@require_GET
+@needs(Scope.READ)
+def list_rows(request: HttpRequest, table: str) -> HttpResponse:
+    """``GET /api/employees/<table>?limit=1000&after=<id>``: rows in id order."""
+    if table not in dictionary.TABLES:
+        return _error(
+            404, f"unknown table {table!r}; expected one of: {', '.join(dictionary.TABLES)}"
+        )
+    try:
+        limit = int(request.GET.get("limit", dictionary.MAX_BATCH_ROWS))
+        after = int(request.GET.get("after", 0))
+    except ValueError:
+        return _error(400, "'limit' and 'after' must be integers")
+    if not 1 <= limit <= dictionary.MAX_BATCH_ROWS:
+        return _error(400, f"'limit' must be between 1 and {dictionary.MAX_BATCH_ROWS}")
+    columns = dictionary.TABLES[table].column_names
+    rows = list(
+        MODELS[table].objects.filter(pk__gt=after).order_by("pk").values(*columns)[: limit + 1]
+    )
+    next_after = rows[limit - 1]["id"] if len(rows) > limit else None
+    return JsonResponse(
+        {"message": "Success", "data": rows[:limit], "next_after": next_after},
+        encoder=DjangoJSONEncoder,
+    )
+
+
+@require_POST
+@needs(Scope.WRITE)
+def insert_rows(request: HttpRequest) -> HttpResponse:
+    """``POST /api/employees/`` with ``{"destination_table": ..., "data": [{...}]}``."""
+    try:
+        body = json.loads(request.body)
+    except (ValueError, UnicodeDecodeError) as error:
+        return _error(400, f"the body is not valid JSON: {error}")
+    if not isinstance(body, dict):
+        return _error(400, "the body must be a JSON object with 'destination_table' and 'data'")
+    table = body.get("destination_table")
+    if table not in dictionary.TABLES:
+        known = ", ".join(dictionary.TABLES)
+        return _error(400, f"'destination_table' must be one of: {known}; got {table!r}")
+    rows = body.get("data")
+    if not isinstance(rows, list):
+        return _error(400, "'data' must be a list of row objects")
+    try:
+        check_batch_size(len(rows))
+    except BatchSizeError as error:
+        return _error(400, str(error))
+    outcome = ingest_rows(table=table, rows=rows, source=Source.REST)
+    return JsonResponse(
+        {
+            "message": f"Success. Inserted {outcome.inserted} items out of {outcome.received}",
+            "batch_id": str(outcome.batch_id),
+            "inserted": outcome.inserted,
+            "rejected": outcome.rejected,
+            "rejections": [
+                {
+                    "index": r.position,
+                    "id": r.row_id,
+                    "reasons": [reason.as_dict() for reason in r.reasons],
+                }
+                for r in outcome.rejections
+            ],
+        }
+    )

@@ -1,0 +1,145 @@
+"""The GraphQL schema: thin resolvers over selectors (reads) and the ingest service (writes)."""
+
+from __future__ import annotations
+
+import strawberry
+from django.conf import settings
+from django.db.models import Q, QuerySet
+from strawberry.extensions import (
+    MaskErrors,
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    QueryDepthLimiter,
+)
+
+from backend import models
+from backend.models import Source
+from graph.errors import bad_input, should_mask
+from graph.pagination import Connection, paginate
+from graph.permissions import CanRead, CanWrite
+from graph.types import (
+    ROW_INPUTS,
+    BatchInput,
+    BatchResult,
+    Department,
+    DepartmentFilter,
+    HiredEmployee,
+    HiredEmployeeFilter,
+    IdRange,
+    Job,
+    JobFilter,
+    Rejection,
+    Table,
+)
+from jobs.ingest import BatchSizeError, check_batch_size, ingest_rows
+
+
+def _id_range(rows: QuerySet, id_range: IdRange | None) -> QuerySet:
+    if id_range is None:
+        return rows
+    if id_range.gte is not None:
+        rows = rows.filter(pk__gte=id_range.gte)
+    if id_range.lte is not None:
+        rows = rows.filter(pk__lte=id_range.lte)
+    return rows
+
+
+def _hired_employees(where: HiredEmployeeFilter | None) -> QuerySet:
+    rows = models.HiredEmployee.objects.select_related("department", "job")
+    if where is None:
+        return rows
+    rows = _id_range(rows, where.id)
+    if where.department_id is not None:
+        rows = rows.filter(department_id=where.department_id)
+    if where.job_id is not None:
+        rows = rows.filter(job_id=where.job_id)
+    if where.hired_between is not None:
+        if where.hired_between.gte is not None:
+            rows = rows.filter(datetime__gte=where.hired_between.gte)
+        if where.hired_between.lt is not None:
+            rows = rows.filter(datetime__lt=where.hired_between.lt)
+    return rows
+
+
+@strawberry.type
+class Query:
+    @strawberry.field(permission_classes=[CanRead], description="Departments, by id.")
+    def departments(
+        self, first: int = 100, after: str | None = None, filter: DepartmentFilter | None = None
+    ) -> Connection[Department]:
+        rows = _id_range(models.Department.objects.all(), filter and filter.id)
+        return paginate(rows, first=first, after=after)
+
+    @strawberry.field(permission_classes=[CanRead], description="Jobs, by id.")
+    def jobs(
+        self, first: int = 100, after: str | None = None, filter: JobFilter | None = None
+    ) -> Connection[Job]:
+        rows = _id_range(models.Job.objects.all(), filter and filter.id)
+        return paginate(rows, first=first, after=after)
+
+    @strawberry.field(permission_classes=[CanRead], description="Hired employees, by id.")
+    def hired_employees(
+        self, first: int = 100, after: str | None = None, filter: HiredEmployeeFilter | None = None
+    ) -> Connection[HiredEmployee]:
+        return paginate(_hired_employees(filter), first=first, after=after)
+
+    @strawberry.field(permission_classes=[CanRead], description="The rejection log, oldest first.")
+    def rejections(
+        self,
+        table: Table | None = None,  # type: ignore[valid-type]
+        batch_id: strawberry.ID | None = None,
+        first: int = 100,
+        after: str | None = None,
+    ) -> Connection[Rejection]:
+        rows = models.Rejection.objects.all()
+        if table is not None:
+            rows = rows.filter(table=table.value)
+        if batch_id is not None:
+            rows = rows.filter(Q(batch_id=_uuid(batch_id)))
+        page = paginate(rows, first=first, after=after)
+        page.nodes = [Rejection.from_model(row) for row in page.nodes]
+        return page
+
+
+def _uuid(batch_id: str) -> str:
+    import uuid
+
+    try:
+        return str(uuid.UUID(batch_id))
+    except ValueError:
+        raise bad_input(f"'batchId' is not a batch id: {batch_id!r}") from None
+
+
+@strawberry.type
+class Mutation:
+    @strawberry.mutation(
+        permission_classes=[CanWrite],
+        description="Insert 1 to 1000 rows of one table. Invalid rows are rejected and logged; "
+        "with atomic: true one invalid row keeps the whole batch out.",
+    )
+    def insert_batch(self, input: BatchInput, atomic: bool = False) -> BatchResult:  # type: ignore[valid-type]
+        table, rows = next(
+            (name, rows)
+            for name in ROW_INPUTS
+            if (rows := getattr(input, name)) is not strawberry.UNSET and rows is not None
+        )
+        try:
+            check_batch_size(len(rows))
+        except BatchSizeError as error:
+            raise bad_input(str(error)) from None
+        outcome = ingest_rows(
+            table=table, rows=[vars(row) for row in rows], source=Source.GRAPHQL, atomic=atomic
+        )
+        return BatchResult.from_outcome(outcome)
+
+
+schema = strawberry.Schema(
+    query=Query,
+    mutation=Mutation,
+    extensions=[
+        QueryDepthLimiter(max_depth=settings.GRAPHQL_MAX_DEPTH),
+        MaxAliasesLimiter(max_alias_count=settings.GRAPHQL_MAX_ALIASES),
+        MaxTokensLimiter(max_token_count=settings.GRAPHQL_MAX_TOKENS),
+        MaskErrors(should_mask_error=lambda error: should_mask(error) and not settings.DEBUG),
+    ],
+)

@@ -1,0 +1,1 @@
+"""Roster's data jobs: the ingest pipeline, CSV loading, backup and restore."""

@@ -1,0 +1,382 @@
+"""The ingest pipeline: every row that enters Roster comes through ``ingest_rows``.
+
+rows -> dictionary rules -> foreign keys -> repeats in the batch -> bulk INSERT ... ON CONFLICT
+-> rejection log, all in one transaction per batch. The GraphQL mutation, the REST route, the
+CSV loader and the restore all call it, so a rule is enforced the same way everywhere.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django.db import DatabaseError, IntegrityError, connection, transaction
+from django.utils import timezone
+
+from backend import dictionary
+from backend.dictionary import Reason, Table, Timestamp
+from backend.models import MODELS, Batch, Rejection, Source
+
+logger = logging.getLogger("roster.ingest")
+
+_DEADLOCK_RETRIES = 3
+
+
+@dataclass(frozen=True)
+class RowRejection:
+    """A row that was not inserted, with its position in the batch (or line in its file)."""
+
+    position: int
+    row_id: int | None
+    raw: Any
+    reasons: list[Reason]
+
+
+@dataclass
+class BatchResult:
+    """What happened to one batch: the counts, and every rejected row with its reasons."""
+
+    batch_id: uuid.UUID
+    table: str
+    received: int
+    inserted: int
+    status: str
+    rejections: list[RowRejection] = field(default_factory=list)
+
+    @property
+    def rejected(self) -> int:
+        return len(self.rejections)
+
+
+class BatchSizeError(ValueError):
+    """An API batch with no rows, or more than the API accepts: the whole request fails."""
+
+
+def check_batch_size(count: int) -> None:
+    """API doors accept 1 to ``MAX_BATCH_ROWS`` rows; files are chunked by their loader."""
+    limit = dictionary.MAX_BATCH_ROWS
+    if not 1 <= count <= limit:
+        raise BatchSizeError(
+            f"a batch must hold 1 to {limit} rows, got {count}; nothing was stored"
+        )
+
+
+class _AbortAtomicBatch(Exception):
+    """Raised inside the insert savepoint to undo an atomic batch that hit a duplicate."""
+
+
+def ingest_rows(
+    *,
+    table: str | Table,
+    rows: Iterable[Any],
+    source: Source | str,
+    atomic: bool = False,
+    positions: Sequence[int] | None = None,
+    uri: str = "",
+) -> BatchResult:
+    """Validate ``rows``, bulk-insert the valid ones and log the rejected ones, in one transaction.
+
+    ``rows`` are mappings keyed by the dictionary's column names, exactly as received. With
+    ``atomic`` any invalid row keeps the whole batch out, and every row is logged. ``positions``
+    numbers the rows for the rejection log (line numbers for files); the default is 0, 1, 2...
+    """
+    spec = dictionary.table(table) if isinstance(table, str) else table
+    raws = list(rows)
+    numbers = list(positions) if positions is not None else list(range(len(raws)))
+    if len(numbers) != len(raws):
+        raise ValueError("positions must number every row")
+    started_at = timezone.now()
+    clock = time.perf_counter()
+
+    valid: dict[int, dict[str, Any]] = {}
+    reasons: dict[int, list[Reason]] = {}
+    for index, raw in enumerate(raws):
+        row, broken = spec.clean(raw)
+        if row is None:
+            reasons[index] = broken
+        else:
+            valid[index] = row
+
+    for attempt in range(1, _DEADLOCK_RETRIES + 1):
+        try:
+            with transaction.atomic():
+                result = _write_batch(
+                    spec=spec,
+                    raws=raws,
+                    numbers=numbers,
+                    valid=dict(valid),
+                    reasons={i: list(r) for i, r in reasons.items()},
+                    source=str(source),
+                    atomic=atomic,
+                    uri=uri,
+                    started_at=started_at,
+                )
+            break
+        except DatabaseError as error:
+            if attempt == _DEADLOCK_RETRIES or not _is_retryable(error):
+                _record_failure(spec, source, atomic, uri, len(raws), started_at, error)
+                raise
+            time.sleep(0.05 * attempt)
+
+    _log(result, source=str(source), seconds=time.perf_counter() - clock)
+    return result
+
+
+def _write_batch(
+    *,
+    spec: Table,
+    raws: list[Any],
+    numbers: list[int],
+    valid: dict[int, dict[str, Any]],
+    reasons: dict[int, list[Reason]],
+    source: str,
+    atomic: bool,
+    uri: str,
+    started_at: datetime,
+) -> BatchResult:
+    """Everything that needs the database, inside the batch's transaction."""
+    _check_references(spec, valid, reasons)
+    _check_repeats(valid, reasons)
+
+    inserted = 0
+    if valid and not (atomic and reasons):
+        try:
+            with transaction.atomic():
+                stored_ids, failures = _insert(spec, valid)
+                conflicts = [i for i, row in valid.items() if row["id"] not in stored_ids]
+                for index in conflicts:
+                    if index not in failures:
+                        row_id = valid[index]["id"]
+                        failures[index] = Reason(
+                            "id", "duplicate", f"id {row_id} already exists in {spec.name}"
+                        )
+                for index, reason in failures.items():
+                    reasons.setdefault(index, []).append(reason)
+                    del valid[index]
+                if atomic and failures:
+                    raise _AbortAtomicBatch
+                inserted = len(valid)
+        except _AbortAtomicBatch:
+            inserted = 0
+
+    if atomic and reasons:
+        for index in valid:
+            reasons[index] = [
+                Reason(None, "batch_aborted", "not inserted: the atomic batch has invalid rows")
+            ]
+
+    rejections = [
+        RowRejection(numbers[i], _row_id(raws[i]), raws[i], reasons[i]) for i in sorted(reasons)
+    ]
+    status = Batch.Status.REJECTED if atomic and rejections else Batch.Status.COMPLETED
+    batch = Batch.objects.create(
+        source=source,
+        table=spec.name,
+        uri=uri,
+        atomic=atomic,
+        received=len(raws),
+        inserted=inserted,
+        rejected=len(rejections),
+        status=status,
+        started_at=started_at,
+        finished_at=timezone.now(),
+    )
+    Rejection.objects.bulk_create(
+        [
+            Rejection(
+                batch=batch,
+                source=source,
+                table=spec.name,
+                position=rejection.position,
+                row_id=rejection.row_id,
+                raw=_jsonable(rejection.raw),
+                reasons=[reason.as_dict() for reason in rejection.reasons],
+            )
+            for rejection in rejections
+        ]
+    )
+    return BatchResult(batch.id, spec.name, len(raws), inserted, status, rejections)
+
+
+def _check_references(
+    spec: Table, valid: dict[int, dict[str, Any]], reasons: dict[int, list[Reason]]
+) -> None:
+    """Reject rows whose foreign keys point nowhere: one query per referenced table."""
+    for column in spec.foreign_keys:
+        wanted = {row[column.name] for row in valid.values()}
+        if not wanted:
+            continue
+        model = MODELS[column.references]
+        ids = sorted(wanted)
+        step = connection.features.max_query_params or len(ids)
+        existing: set[int] = set()
+        for start in range(0, len(ids), step):
+            chunk = ids[start : start + step]
+            existing.update(model.objects.filter(id__in=chunk).values_list("id", flat=True))
+        singular = column.name.removesuffix("_id")
+        for index in [i for i, row in valid.items() if row[column.name] not in existing]:
+            value = valid.pop(index)[column.name]
+            message = f"{singular} {value} does not exist"
+            reasons.setdefault(index, []).append(Reason(column.name, "unknown_reference", message))
+
+
+def _check_repeats(valid: dict[int, dict[str, Any]], reasons: dict[int, list[Reason]]) -> None:
+    """The first valid row with an id claims it; later rows with the same id are rejected."""
+    first_seen: dict[int, int] = {}
+    for index in list(valid):
+        row_id = valid[index]["id"]
+        if row_id in first_seen:
+            del valid[index]
+            message = f"id {row_id} repeats row {first_seen[row_id]} of this batch"
+            reasons.setdefault(index, []).append(Reason("id", "duplicate_in_batch", message))
+        else:
+            first_seen[row_id] = index
+
+
+def _insert(spec: Table, valid: dict[int, dict[str, Any]]) -> tuple[set[int], dict[int, Reason]]:
+    """Bulk-insert the rows, skipping ids that exist already; return the ids stored.
+
+    One multi-row ``INSERT ... ON CONFLICT (id) DO NOTHING RETURNING id`` per page, rows in id
+    order so that concurrent batches take their locks in the same order and never deadlock. A
+    page that still fails (a row deleted under us, say) is split until the bad rows are isolated,
+    as pgloader does, so good rows are never lost because of a neighbour.
+    """
+    ordered = sorted(valid.items(), key=lambda item: item[1]["id"])
+    per_statement = _rows_per_statement(len(spec.columns))
+    stored: set[int] = set()
+    failures: dict[int, Reason] = {}
+    for start in range(0, len(ordered), per_statement):
+        _insert_isolating(spec, ordered[start : start + per_statement], stored, failures)
+    return stored, failures
+
+
+def _insert_isolating(
+    spec: Table,
+    page: list[tuple[int, dict[str, Any]]],
+    stored: set[int],
+    failures: dict[int, Reason],
+) -> None:
+    try:
+        with transaction.atomic():
+            stored.update(_insert_page(spec, [row for _, row in page]))
+    except IntegrityError as error:
+        if len(page) == 1:
+            message = str(error).strip().splitlines()[0]
+            failures[page[0][0]] = Reason(None, "integrity_error", message)
+            return
+        middle = len(page) // 2
+        _insert_isolating(spec, page[:middle], stored, failures)
+        _insert_isolating(spec, page[middle:], stored, failures)
+
+
+def _insert_page(spec: Table, rows: list[dict[str, Any]]) -> list[int]:
+    quote = connection.ops.quote_name
+    columns = spec.column_names
+    adapt = connection.ops.adapt_datetimefield_value
+    timestamps = {c.name for c in spec.columns if isinstance(c.kind, Timestamp)}
+    placeholders = "(" + ", ".join(["%s"] * len(columns)) + ")"
+    sql = (
+        f"INSERT INTO {quote(spec.name)} ({', '.join(quote(c) for c in columns)}) "
+        f"VALUES {', '.join([placeholders] * len(rows))} "
+        f"ON CONFLICT ({quote('id')}) DO NOTHING RETURNING {quote('id')}"
+    )
+    params: list[Any] = []
+    for row in rows:
+        params.extend(adapt(row[c]) if c in timestamps else row[c] for c in columns)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return [row_id for (row_id,) in cursor.fetchall()]
+
+
+def _rows_per_statement(column_count: int) -> int:
+    max_params = connection.features.max_query_params or 65535
+    return max(1, min(dictionary.MAX_BATCH_ROWS, max_params // column_count))
+
+
+def _is_retryable(error: DatabaseError) -> bool:
+    """Deadlocks and serialization failures (PostgreSQL) can be retried as a whole batch."""
+    return getattr(getattr(error, "__cause__", None), "pgcode", None) in {"40P01", "40001"}
+
+
+def _row_id(raw: Any) -> int | None:
+    """The id a rejected row claimed, if it fits a 32-bit integer, to make the log searchable."""
+    value = raw.get("id") if isinstance(raw, Mapping) else None
+    if isinstance(value, str) and value.strip().lstrip("+-").isdigit():
+        value = int(value.strip())
+    if isinstance(value, int) and not isinstance(value, bool) and -(2**31) <= value < 2**31:
+        return value
+    return None
+
+
+def _jsonable(raw: Any) -> Any:
+    """The raw row as JSON: mappings and lists as they are, anything else as its text."""
+    if raw is None or isinstance(raw, bool | int | float | str):
+        return raw
+    if isinstance(raw, Mapping):
+        return {str(k): _jsonable(v) for k, v in raw.items()}
+    if isinstance(raw, list | tuple):
+        return [_jsonable(v) for v in raw]
+    return str(raw)
+
+
+def _record_failure(
+    spec: Table,
+    source: Source | str,
+    atomic: bool,
+    uri: str,
+    received: int,
+    started_at: datetime,
+    error: Exception,
+) -> None:
+    """Leave an audit trace of a batch that rolled back on an unexpected database error."""
+    logger.error(
+        "batch failed", extra={"table": spec.name, "source": str(source), "error": str(error)}
+    )
+    try:
+        Batch.objects.create(
+            source=str(source),
+            table=spec.name,
+            uri=uri,
+            atomic=atomic,
+            received=received,
+            status=Batch.Status.FAILED,
+            error=str(error)[:2000],
+            started_at=started_at,
+            finished_at=timezone.now(),
+        )
+    except Exception:  # the database itself may be what failed
+        logger.exception("could not record the failed batch")
+
+
+def _log(result: BatchResult, *, source: str, seconds: float) -> None:
+    """One structured line per rejected row, and one for the batch."""
+    for rejection in result.rejections:
+        logger.warning(
+            "row rejected",
+            extra={
+                "batch_id": str(result.batch_id),
+                "source": source,
+                "table": result.table,
+                "position": rejection.position,
+                "row_id": rejection.row_id,
+                "reasons": [reason.as_dict() for reason in rejection.reasons],
+            },
+        )
+    logger.info(
+        "batch ingested",
+        extra={
+            "batch_id": str(result.batch_id),
+            "source": source,
+            "table": result.table,
+            "received": result.received,
+            "inserted": result.inserted,
+            "rejected": result.rejected,
+            "status": result.status,
+            "seconds": round(seconds, 4),
+        },
+    )

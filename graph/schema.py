@@ -137,9 +137,11 @@ schema = strawberry.Schema(
     query=Query,
     mutation=Mutation,
     extensions=[
-        QueryDepthLimiter(max_depth=settings.GRAPHQL_MAX_DEPTH),
-        MaxAliasesLimiter(max_alias_count=settings.GRAPHQL_MAX_ALIASES),
-        MaxTokensLimiter(max_token_count=settings.GRAPHQL_MAX_TOKENS),
-        MaskErrors(should_mask_error=lambda error: should_mask(error) and not settings.DEBUG),
+        lambda: QueryDepthLimiter(max_depth=settings.GRAPHQL_MAX_DEPTH),
+        lambda: MaxAliasesLimiter(max_alias_count=settings.GRAPHQL_MAX_ALIASES),
+        lambda: MaxTokensLimiter(max_token_count=settings.GRAPHQL_MAX_TOKENS),
+        lambda: MaskErrors(
+            should_mask_error=lambda error: should_mask(error) and not settings.DEBUG
+        ),
     ],
 )

@@ -248,3 +248,54 @@ def table(name: str) -> Table:
     except KeyError:
         known = ", ".join(TABLES)
         raise KeyError(f"unknown table {name!r}; expected one of: {known}") from None
+
+
+REASON_CODES: dict[str, str] = {
+    "required": "The field is missing, null, or blank after trimming.",
+    "invalid_type": "The value has the wrong type (a string where an integer belongs, say).",
+    "not_positive": "An id is zero or negative.",
+    "out_of_range": f"An id is larger than {MAX_ID}.",
+    "too_long": "A string is longer than its column allows (after trimming).",
+    "invalid_datetime": "Not an ISO 8601 date and time with a T or a space between them.",
+    "unknown_field": "The row has a field that is not a column of the table.",
+    "invalid_row": "The row is not an object.",
+    "unknown_reference": "department_id or job_id names a row that does not exist.",
+    "duplicate": "The id exists already in the table; the stored row is never overwritten.",
+    "duplicate_in_batch": "The id repeats an earlier row of the same batch.",
+    "batch_aborted": "A valid row of an atomic batch that had an invalid row: nothing went in.",
+    "integrity_error": "The database refused the row (a constraint the rules did not foresee).",
+}
+"""Every reason code a rejection can carry, and what it means."""
+
+
+def as_markdown() -> str:
+    """The dictionary as a Markdown page: docs/data-dictionary.md is generated from this."""
+    lines = [
+        "# Data dictionary",
+        "",
+        "Generated from `backend/dictionary.py` by `python manage.py dictionary_docs`;"
+        " do not edit by hand.",
+        "",
+        "Every field is mandatory. Strings are trimmed. Ids are positive 32-bit integers,"
+        " unique in their table and within a batch. Datetimes are ISO 8601 with a `T` or a"
+        " space between date and time; with `Z` or an offset they are converted to UTC, and"
+        " without a zone they are taken as UTC. CSV files list the columns in the order below.",
+    ]
+    for spec in TABLES.values():
+        lines += ["", f"## {spec.name}", "", spec.doc, "", "| column | type | rule | doc |"]
+        lines.append("|---|---|---|---|")
+        for column in spec.columns:
+            kind = type(column.kind).__name__
+            rule = {
+                "Integer": f"1 to {MAX_ID}",
+                "Text": f"at most {getattr(column.kind, 'max_length', 0)} characters",
+                "Timestamp": "ISO 8601, stored in UTC",
+            }[kind]
+            if column.primary_key:
+                rule += ", unique"
+            if column.references:
+                rule += f", must exist in {column.references}.id"
+            lines.append(f"| `{column.name}` | {kind.lower()} | {rule} | {column.doc} |")
+    lines += ["", "## Reason codes", "", "| code | meaning |", "|---|---|"]
+    lines += [f"| `{code}` | {meaning} |" for code, meaning in REASON_CODES.items()]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,24 @@
+"""``python manage.py dictionary_docs``: regenerate docs/data-dictionary.md."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandParser
+
+from backend.dictionary import as_markdown
+
+
+class Command(BaseCommand):
+    help = "Write the data dictionary as Markdown (docs/data-dictionary.md by default)."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--output", type=Path, default=settings.BASE_DIR / "docs" / "data-dictionary.md"
+        )
+
+    def handle(self, *args: Any, output: Path, **options: Any) -> None:
+        output.write_text(as_markdown(), encoding="utf-8")
+        self.stdout.write(f"wrote {output}")

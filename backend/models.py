@@ -135,6 +135,9 @@ class Batch(models.Model):
     source = models.CharField(max_length=16, choices=Source.choices)
     table = models.CharField(max_length=32)
     uri = models.CharField(max_length=1024, blank=True, default="", help_text="File or S3 URI.")
+    run = models.ForeignKey(
+        "LoadRun", null=True, blank=True, on_delete=models.SET_NULL, related_name="batches"
+    )
     atomic = models.BooleanField(default=False)
     received = models.PositiveIntegerField(default=0)
     inserted = models.PositiveIntegerField(default=0)
@@ -199,3 +202,37 @@ class ApiToken(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.scope})"
+
+
+class LoadRun(models.Model):
+    """One load of one source file: what was read, how far it got, and how it ended.
+
+    A rerun of an unchanged source (same URI, size and fingerprint) that completed is a no-op;
+    a run that was killed resumes after ``last_line``, the last line of its last committed chunk.
+    """
+
+    class Status(models.TextChoices):
+        RUNNING = "running"
+        COMPLETED = "completed"
+        FAILED = "failed"
+
+    uri = models.CharField(max_length=1024)
+    table = models.CharField(max_length=32)
+    size = models.BigIntegerField()
+    fingerprint = models.CharField(max_length=128, help_text="S3 ETag or local SHA-256.")
+    status = models.CharField(max_length=16, choices=Status.choices)
+    read = models.PositiveBigIntegerField(default=0)
+    inserted = models.PositiveBigIntegerField(default=0)
+    rejected = models.PositiveBigIntegerField(default=0)
+    last_line = models.PositiveBigIntegerField(default=0)
+    error = models.TextField(blank=True, default="")
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "load_runs"
+        ordering = ["-started_at"]
+        indexes = [models.Index(fields=["uri", "fingerprint"])]
+
+    def __str__(self) -> str:
+        return f"{self.uri} ({self.status})"

@@ -38,10 +38,11 @@ def table_for(name: str) -> dictionary.Table:
 
 @dataclass(frozen=True)
 class CsvRow:
-    """One record of a file: its first line number, and its fields by column name."""
+    """One record of a file: its first line number, its fields by column, and its raw text."""
 
     line: int
     raw: dict[str, Any]
+    text: str
 
 
 def read_rows(stream: IO[bytes], table: dictionary.Table) -> Iterator[CsvRow]:
@@ -51,11 +52,20 @@ def read_rows(stream: IO[bytes], table: dictionary.Table) -> Iterator[CsvRow]:
 
 
 def parse_lines(lines: Iterable[str], table: dictionary.Table) -> Iterator[CsvRow]:
-    reader = csv.reader(lines, strict=False)
+    consumed: list[str] = []
+
+    def recorded() -> Iterator[str]:
+        for line in lines:
+            consumed.append(line)
+            yield line
+
+    reader = csv.reader(recorded(), strict=False)
     columns = table.column_names
     line = 1
     for fields in reader:
         start, line = line, reader.line_num + 1
+        text = "".join(consumed).rstrip("\r\n")
+        consumed.clear()
         if not fields or fields == [""]:
             continue  # a blank line is not a row
         if start == 1 and [f.strip().lower() for f in fields] == list(columns):
@@ -63,4 +73,4 @@ def parse_lines(lines: Iterable[str], table: dictionary.Table) -> Iterator[CsvRo
         raw: dict[str, Any] = dict(zip(columns, fields, strict=False))
         for extra, value in enumerate(fields[len(columns) :], start=len(columns) + 1):
             raw[f"column_{extra}"] = value
-        yield CsvRow(start, raw)
+        yield CsvRow(start, raw, text)

@@ -8,6 +8,8 @@ CSV loader and the restore all call it, so a rule is enforced the same way every
 from __future__ import annotations
 
 import logging
+import math
+import re
 import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
@@ -16,15 +18,19 @@ from datetime import datetime
 from typing import Any
 
 from django.db import DatabaseError, IntegrityError, connection, transaction
+from django.db.models import JSONField, Value
 from django.utils import timezone
 
 from backend import dictionary
 from backend.dictionary import Reason, Table, Timestamp
-from backend.models import MODELS, Batch, Rejection, Source
+from backend.models import MODELS, Batch, LoadRun, Rejection, Source
 
 logger = logging.getLogger("roster.ingest")
 
 _DEADLOCK_RETRIES = 3
+
+_JSON_NULL = Value(None, output_field=JSONField())
+"""A row that was JSON ``null``: a bare None would be SQL NULL, which ``raw`` refuses."""
 
 
 @dataclass(frozen=True)
@@ -77,19 +83,24 @@ def ingest_rows(
     source: Source | str,
     atomic: bool = False,
     positions: Sequence[int] | None = None,
+    originals: Sequence[Any] | None = None,
     uri: str = "",
+    run: LoadRun | None = None,
 ) -> BatchResult:
     """Validate ``rows``, bulk-insert the valid ones and log the rejected ones, in one transaction.
 
     ``rows`` are mappings keyed by the dictionary's column names, exactly as received. With
     ``atomic`` any invalid row keeps the whole batch out, and every row is logged. ``positions``
     numbers the rows for the rejection log (line numbers for files); the default is 0, 1, 2...
+    ``originals`` is what the log keeps as each row's raw form when it differs from ``rows``
+    (a CSV line's text). ``run`` ties the batch to the file load it is a chunk of.
     """
     spec = dictionary.table(table) if isinstance(table, str) else table
     raws = list(rows)
     numbers = list(positions) if positions is not None else list(range(len(raws)))
-    if len(numbers) != len(raws):
-        raise ValueError("positions must number every row")
+    logged = list(originals) if originals is not None else raws
+    if not len(numbers) == len(logged) == len(raws):
+        raise ValueError("positions and originals must cover every row")
     started_at = timezone.now()
     clock = time.perf_counter()
 
@@ -108,12 +119,14 @@ def ingest_rows(
                 result = _write_batch(
                     spec=spec,
                     raws=raws,
+                    logged=logged,
                     numbers=numbers,
                     valid=dict(valid),
                     reasons={i: list(r) for i, r in reasons.items()},
                     source=str(source),
                     atomic=atomic,
                     uri=uri,
+                    run=run,
                     started_at=started_at,
                 )
             break
@@ -131,17 +144,19 @@ def _write_batch(
     *,
     spec: Table,
     raws: list[Any],
+    logged: list[Any],
     numbers: list[int],
     valid: dict[int, dict[str, Any]],
     reasons: dict[int, list[Reason]],
     source: str,
     atomic: bool,
     uri: str,
+    run: LoadRun | None,
     started_at: datetime,
 ) -> BatchResult:
     """Everything that needs the database, inside the batch's transaction."""
     _check_references(spec, valid, reasons)
-    _check_repeats(valid, reasons)
+    _check_repeats(valid, reasons, numbers)
 
     inserted = 0
     if valid and not (atomic and reasons):
@@ -171,13 +186,14 @@ def _write_batch(
             ]
 
     rejections = [
-        RowRejection(numbers[i], _row_id(raws[i]), raws[i], reasons[i]) for i in sorted(reasons)
+        RowRejection(numbers[i], _row_id(raws[i]), logged[i], reasons[i]) for i in sorted(reasons)
     ]
     status = Batch.Status.REJECTED if atomic and rejections else Batch.Status.COMPLETED
     batch = Batch.objects.create(
         source=source,
         table=spec.name,
         uri=uri,
+        run=run,
         atomic=atomic,
         received=len(raws),
         inserted=inserted,
@@ -194,8 +210,8 @@ def _write_batch(
                 table=spec.name,
                 position=rejection.position,
                 row_id=rejection.row_id,
-                raw=_jsonable(rejection.raw),
-                reasons=[reason.as_dict() for reason in rejection.reasons],
+                raw=_jsonable(rejection.raw) if rejection.raw is not None else _JSON_NULL,
+                reasons=_jsonable([reason.as_dict() for reason in rejection.reasons]),
             )
             for rejection in rejections
         ]
@@ -206,7 +222,11 @@ def _write_batch(
 def _check_references(
     spec: Table, valid: dict[int, dict[str, Any]], reasons: dict[int, list[Reason]]
 ) -> None:
-    """Reject rows whose foreign keys point nowhere: one query per referenced table."""
+    """Reject rows whose foreign keys point nowhere: one query per referenced table.
+
+    Every key of a row is checked before the row is dropped, so all its bad keys are reported.
+    """
+    missing: dict[int, list[Reason]] = {}
     for column in spec.foreign_keys:
         wanted = {row[column.name] for row in valid.values()}
         if not wanted:
@@ -219,20 +239,27 @@ def _check_references(
             chunk = ids[start : start + step]
             existing.update(model.objects.filter(id__in=chunk).values_list("id", flat=True))
         singular = column.name.removesuffix("_id")
-        for index in [i for i, row in valid.items() if row[column.name] not in existing]:
-            value = valid.pop(index)[column.name]
-            message = f"{singular} {value} does not exist"
-            reasons.setdefault(index, []).append(Reason(column.name, "unknown_reference", message))
+        for index, row in valid.items():
+            if row[column.name] not in existing:
+                message = f"{singular} {row[column.name]} does not exist"
+                missing.setdefault(index, []).append(
+                    Reason(column.name, "unknown_reference", message)
+                )
+    for index, found in missing.items():
+        del valid[index]
+        reasons.setdefault(index, []).extend(found)
 
 
-def _check_repeats(valid: dict[int, dict[str, Any]], reasons: dict[int, list[Reason]]) -> None:
+def _check_repeats(
+    valid: dict[int, dict[str, Any]], reasons: dict[int, list[Reason]], numbers: list[int]
+) -> None:
     """The first valid row with an id claims it; later rows with the same id are rejected."""
     first_seen: dict[int, int] = {}
     for index in list(valid):
         row_id = valid[index]["id"]
         if row_id in first_seen:
             del valid[index]
-            message = f"id {row_id} repeats row {first_seen[row_id]} of this batch"
+            message = f"id {row_id} repeats row {numbers[first_seen[row_id]]} of this batch"
             reasons.setdefault(index, []).append(Reason("id", "duplicate_in_batch", message))
         else:
             first_seen[row_id] = index
@@ -306,7 +333,7 @@ def _is_retryable(error: DatabaseError) -> bool:
 def _row_id(raw: Any) -> int | None:
     """The id a rejected row claimed, if it fits a 32-bit integer, to make the log searchable."""
     value = raw.get("id") if isinstance(raw, Mapping) else None
-    if isinstance(value, str) and value.strip().lstrip("+-").isdigit():
+    if isinstance(value, str) and re.fullmatch(r"[+-]?[0-9]{1,20}", value.strip()):
         value = int(value.strip())
     if isinstance(value, int) and not isinstance(value, bool) and -(2**31) <= value < 2**31:
         return value
@@ -315,10 +342,14 @@ def _row_id(raw: Any) -> int | None:
 
 def _jsonable(raw: Any) -> Any:
     """The raw row as JSON: mappings and lists as they are, anything else as its text."""
-    if raw is None or isinstance(raw, bool | int | float | str):
+    if isinstance(raw, float) and not math.isfinite(raw):
+        return str(raw)  # NaN and Infinity are not JSON
+    if isinstance(raw, str):  # jsonb refuses NUL, and no database takes a lone surrogate
+        return raw.replace("\x00", "\\u0000").encode("utf-8", "backslashreplace").decode()
+    if raw is None or isinstance(raw, bool | int | float):
         return raw
     if isinstance(raw, Mapping):
-        return {str(k): _jsonable(v) for k, v in raw.items()}
+        return {_jsonable(str(k)): _jsonable(v) for k, v in raw.items()}
     if isinstance(raw, list | tuple):
         return [_jsonable(v) for v in raw]
     return str(raw)

@@ -7,6 +7,8 @@ The suite runs on the database named by DATABASE_URL: SQLite by default, Postgre
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,7 +19,7 @@ from django.test import Client
 
 from backend.auth import create_token
 from backend.models import Scope
-from jobs.loading import files_in_order, load_file
+from jobs.loading import load_sources
 
 SAMPLE_DIR = Path(settings.BASE_DIR) / "data" / "sample"
 
@@ -82,5 +84,50 @@ def gql(client: Client, tokens: dict[str, str]) -> GraphQLCaller:
 @pytest.fixture
 def sample_data(db: None) -> None:
     """The challenge's sample files, loaded through the real CSV loader and pipeline."""
-    for path in files_in_order(SAMPLE_DIR):
-        load_file(path=path)
+    load_sources([str(SAMPLE_DIR)])
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[str]:
+    """A real S3 API over HTTP (moto's server in a thread); boto3 finds it through
+    AWS_ENDPOINT_URL, exactly as it would find any S3-compatible store."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    saved = {k: os.environ.get(k) for k in _S3_ENV}
+    os.environ.update(
+        AWS_ENDPOINT_URL=endpoint,
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+        AWS_DEFAULT_REGION="us-east-1",
+    )
+    yield endpoint
+    server.stop()
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+_S3_ENV = ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")
+
+
+@pytest.fixture
+def bucket(s3_server: str) -> Iterator[str]:
+    """A fresh, empty bucket on the S3 test server."""
+    import uuid
+
+    import boto3
+
+    name = f"roster-{uuid.uuid4().hex[:12]}"
+    client = boto3.client("s3")
+    client.create_bucket(Bucket=name)
+    yield name
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=name):
+        for item in page.get("Contents", []):
+            client.delete_object(Bucket=name, Key=item["Key"])
+    client.delete_bucket(Bucket=name)

@@ -10,7 +10,7 @@ from django.core.management.base import BaseCommand, CommandParser
 
 from backend.auth import create_token
 from backend.models import ApiToken, Department, Scope
-from jobs.loading import files_in_order, load_file
+from jobs.loading import load_sources
 
 
 class Command(BaseCommand):
@@ -23,8 +23,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, addrport: str, no_serve: bool, **options: Any) -> None:
         call_command("migrate", verbosity=0)
         if not Department.objects.exists():
-            for path in files_in_order(settings.BASE_DIR / "data" / "sample"):
-                s = load_file(path=path)
+            for s in load_sources([str(settings.BASE_DIR / "data" / "sample")]):
                 self.stdout.write(f"loaded {s.table}: {s.inserted} inserted, {s.rejected} rejected")
         ApiToken.objects.filter(name="demo").delete()
         token = create_token(name="demo", scope=Scope.ADMIN)

@@ -75,6 +75,9 @@ class Integer(Kind):
             text = value.strip()
             if not re.fullmatch(r"[+-]?\d+", text):
                 raise RuleViolation("invalid_type", f"must be an integer, got {value!r}")
+            if len(text.lstrip("+-").lstrip("0")) > len(str(MAX_ID)):  # int() refuses 4300+
+                code = "not_positive" if text.startswith("-") else "out_of_range"
+                raise RuleViolation(code, f"must be a positive integer at most {MAX_ID}")
             value = int(text)
         if value <= 0:
             raise RuleViolation("not_positive", f"must be a positive integer, got {value}")
@@ -93,6 +96,10 @@ class Text(Kind):
         if not isinstance(value, str):
             raise RuleViolation("invalid_type", f"must be a string, got {_json_type(value)}")
         text = value.strip()
+        if "\x00" in text or not _encodes(text):  # neither database can store these
+            raise RuleViolation(
+                "invalid_type", "must be text without NUL characters or unpaired surrogates"
+            )
         if len(text) > self.max_length:
             raise RuleViolation(
                 "too_long", f"must be at most {self.max_length} characters, got {len(text)}"
@@ -124,7 +131,21 @@ class Timestamp(Kind):
             ) from None
         if moment.tzinfo is None:
             return moment.replace(tzinfo=UTC)
-        return moment.astimezone(UTC)
+        try:
+            return moment.astimezone(UTC)
+        except OverflowError:  # 0001-01-01T00:00+01:00 is before year 1 in UTC
+            raise RuleViolation(
+                "invalid_datetime", f"is out of range once converted to UTC: {value!r}"
+            ) from None
+
+
+def _encodes(text: str) -> bool:
+    """Whether ``text`` is valid Unicode, which lone surrogates (``"\\ud800"``) are not."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _json_type(value: Any) -> str:

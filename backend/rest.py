@@ -22,6 +22,11 @@ def _error(status: int, message: str) -> JsonResponse:
     return JsonResponse({"message": message}, status=status)
 
 
+def _no_constant(name: str) -> Any:
+    """Refuse ``NaN`` and ``Infinity``: Python accepts them, JSON (and the JSON columns) do not."""
+    raise ValueError(f"{name} is not a JSON value")
+
+
 def needs(scope: Scope) -> Callable:
     """Let the view run only for a principal with ``scope``; answer 401/403 otherwise."""
 
@@ -73,13 +78,13 @@ def list_rows(request: HttpRequest, table: str) -> HttpResponse:
 def insert_rows(request: HttpRequest) -> HttpResponse:
     """``POST /api/employees/`` with ``{"destination_table": ..., "data": [{...}]}``."""
     try:
-        body = json.loads(request.body)
-    except (ValueError, UnicodeDecodeError) as error:
+        body = json.loads(request.body, parse_constant=_no_constant)
+    except (ValueError, RecursionError) as error:  # UnicodeDecodeError is a ValueError
         return _error(400, f"the body is not valid JSON: {error}")
     if not isinstance(body, dict):
         return _error(400, "the body must be a JSON object with 'destination_table' and 'data'")
     table = body.get("destination_table")
-    if table not in dictionary.TABLES:
+    if not isinstance(table, str) or table not in dictionary.TABLES:
         known = ", ".join(dictionary.TABLES)
         return _error(400, f"'destination_table' must be one of: {known}; got {table!r}")
     rows = body.get("data")

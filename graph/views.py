@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django.http import HttpRequest, HttpResponseBase, JsonResponse
@@ -41,3 +42,10 @@ class RosterGraphQLView(GraphQLView):
             and "query" not in request.GET
             and "text/html" in request.headers.get("Accept", "")
         )
+
+    def decode_json(self, data: str | bytes) -> object:
+        """JSON nested too deeply for the parser is a bad request (400), not a crash (500)."""
+        try:
+            return json.loads(data)
+        except RecursionError:
+            raise json.JSONDecodeError("nested too deeply", "", 0) from None

@@ -11,6 +11,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any
 
 MAX_ID = 2**31 - 1
@@ -69,21 +70,29 @@ class Integer(Kind):
     avro: Any = "int"
 
     def clean(self, value: Any) -> int:
-        if isinstance(value, bool) or not isinstance(value, int | str):
-            raise RuleViolation("invalid_type", f"must be an integer, got {_json_type(value)}")
-        if isinstance(value, str):
+        if type(value) is str:
             text = value.strip()
-            if not re.fullmatch(r"[+-]?\d+", text):
-                raise RuleViolation("invalid_type", f"must be an integer, got {value!r}")
-            if len(text.lstrip("+-").lstrip("0")) > len(str(MAX_ID)):  # int() refuses 4300+
-                code = "not_positive" if text.startswith("-") else "out_of_range"
-                raise RuleViolation(code, f"must be a positive integer at most {MAX_ID}")
-            value = int(text)
+            if text.isascii() and text.isdigit() and len(text) <= 10:  # the common case
+                value = int(text)
+            else:
+                value = self._parse(value, text)
+        elif type(value) is not int:  # bool is a subclass of int, and is refused here
+            raise RuleViolation("invalid_type", f"must be an integer, got {_json_type(value)}")
         if value <= 0:
             raise RuleViolation("not_positive", f"must be a positive integer, got {value}")
         if value > MAX_ID:
             raise RuleViolation("out_of_range", f"must be at most {MAX_ID}, got {value}")
         return value
+
+    @staticmethod
+    def _parse(value: str, text: str) -> int:
+        """Signs, leading zeros and very long numbers: the rarer spellings of an integer."""
+        if not re.fullmatch(r"[+-]?[0-9]+", text):
+            raise RuleViolation("invalid_type", f"must be an integer, got {value!r}")
+        if len(text.lstrip("+-").lstrip("0")) > len(str(MAX_ID)):  # int() refuses 4300+
+            code = "not_positive" if text.startswith("-") else "out_of_range"
+            raise RuleViolation(code, f"must be a positive integer at most {MAX_ID}")
+        return int(text)
 
 
 @dataclass(frozen=True)
@@ -96,7 +105,8 @@ class Text(Kind):
         if not isinstance(value, str):
             raise RuleViolation("invalid_type", f"must be a string, got {_json_type(value)}")
         text = value.strip()
-        if "\x00" in text or not _encodes(text):  # neither database can store these
+        if "\x00" in text or not (text.isascii() or _encodes(text)):  # no database can
+            # store NUL or an unpaired surrogate
             raise RuleViolation(
                 "invalid_type", "must be text without NUL characters or unpaired surrogates"
             )
@@ -182,11 +192,19 @@ class Table:
     doc: str
     columns: tuple[Column, ...]
 
-    @property
+    @cached_property
     def column_names(self) -> tuple[str, ...]:
         return tuple(column.name for column in self.columns)
 
-    @property
+    @cached_property
+    def _known(self) -> frozenset[str]:
+        return frozenset(self.column_names)
+
+    @cached_property
+    def _cleaners(self) -> tuple[tuple[str, Any], ...]:
+        return tuple((column.name, column.kind.clean) for column in self.columns)
+
+    @cached_property
     def foreign_keys(self) -> tuple[Column, ...]:
         return tuple(column for column in self.columns if column.references)
 
@@ -203,21 +221,23 @@ class Table:
         """
         if not isinstance(raw, Mapping):
             return None, [Reason(None, "invalid_row", f"must be an object, got {_json_type(raw)}")]
-        reasons = [
-            Reason(str(key), "unknown_field", f"is not a column of {self.name}")
-            for key in raw
-            if key not in self.column_names
-        ]
+        reasons: list[Reason] = []
+        if not raw.keys() <= self._known:
+            reasons = [
+                Reason(str(key), "unknown_field", f"is not a column of {self.name}")
+                for key in raw
+                if key not in self._known
+            ]
         row: dict[str, Any] = {}
-        for column in self.columns:
-            value = raw.get(column.name)
-            if value is None or (isinstance(value, str) and not value.strip()):
-                reasons.append(Reason(column.name, "required", "is required"))
+        for name, clean in self._cleaners:
+            value = raw.get(name)
+            if value is None or (type(value) is str and not value.strip()):
+                reasons.append(Reason(name, "required", "is required"))
                 continue
             try:
-                row[column.name] = column.kind.clean(value)
+                row[name] = clean(value)
             except RuleViolation as violation:
-                reasons.append(Reason(column.name, violation.code, violation.message))
+                reasons.append(Reason(name, violation.code, violation.message))
         return (None, reasons) if reasons else (row, [])
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import Generic, TypeVar
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
 
 import strawberry
 from django.db.models import QuerySet
@@ -48,17 +49,26 @@ def decode_cursor(cursor: str) -> int:
         raise bad_input(f"'after' is not a cursor this API returned: {cursor!r}") from None
 
 
-def paginate(rows: QuerySet, *, first: int, after: str | None) -> Connection:
-    """The page of ``rows`` after the cursor: one query for the page, one more for totalCount."""
+def paginate(
+    rows: QuerySet,
+    *,
+    first: int,
+    after: str | None,
+    build: Callable[[QuerySet], list[Any]] = list,
+) -> Connection:
+    """The page of ``rows`` after the cursor: one query for the page, one more for totalCount.
+
+    ``build`` turns the page's queryset into nodes; each node has an ``id``.
+    """
     if not 0 <= first <= MAX_PAGE:
         raise bad_input(f"'first' must be between 0 and {MAX_PAGE}, got {first}")
     page = rows.order_by("pk")
     if after is not None:
         page = page.filter(pk__gt=decode_cursor(after))
-    nodes = list(page[: first + 1])
+    nodes = build(page[: first + 1])
     has_next = len(nodes) > first
     nodes = nodes[:first]
-    end = encode_cursor(nodes[-1].pk) if nodes else after
+    end = encode_cursor(nodes[-1].id) if nodes else after
     return Connection(
         nodes=nodes, page_info=PageInfo(has_next_page=has_next, end_cursor=end), _rows=rows
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import strawberry
 from django.conf import settings
-from django.db.models import Q, QuerySet
+from django.db.models import Q
 from strawberry.extensions import (
     MaskErrors,
     MaxAliasesLimiter,
@@ -14,6 +14,7 @@ from strawberry.extensions import (
 
 from backend import models
 from backend.models import Source
+from graph import selectors
 from graph.errors import bad_input, should_mask
 from graph.pagination import Connection, paginate
 from graph.permissions import CanRead, CanWrite
@@ -25,7 +26,6 @@ from graph.types import (
     DepartmentFilter,
     HiredEmployee,
     HiredEmployeeFilter,
-    IdRange,
     Job,
     JobFilter,
     Rejection,
@@ -34,54 +34,32 @@ from graph.types import (
 from jobs.ingest import BatchSizeError, check_batch_size, ingest_rows
 
 
-def _id_range(rows: QuerySet, id_range: IdRange | None) -> QuerySet:
-    if id_range is None:
-        return rows
-    if id_range.gte is not None:
-        rows = rows.filter(pk__gte=id_range.gte)
-    if id_range.lte is not None:
-        rows = rows.filter(pk__lte=id_range.lte)
-    return rows
-
-
-def _hired_employees(where: HiredEmployeeFilter | None) -> QuerySet:
-    rows = models.HiredEmployee.objects.select_related("department", "job")
-    if where is None:
-        return rows
-    rows = _id_range(rows, where.id)
-    if where.department_id is not None:
-        rows = rows.filter(department_id=where.department_id)
-    if where.job_id is not None:
-        rows = rows.filter(job_id=where.job_id)
-    if where.hired_between is not None:
-        if where.hired_between.gte is not None:
-            rows = rows.filter(datetime__gte=where.hired_between.gte)
-        if where.hired_between.lt is not None:
-            rows = rows.filter(datetime__lt=where.hired_between.lt)
-    return rows
-
-
 @strawberry.type
 class Query:
     @strawberry.field(permission_classes=[CanRead], description="Departments, by id.")
     def departments(
         self, first: int = 100, after: str | None = None, filter: DepartmentFilter | None = None
     ) -> Connection[Department]:
-        rows = _id_range(models.Department.objects.all(), filter and filter.id)
+        rows = selectors.id_range(models.Department.objects.all(), filter and filter.id)
         return paginate(rows, first=first, after=after)
 
     @strawberry.field(permission_classes=[CanRead], description="Jobs, by id.")
     def jobs(
         self, first: int = 100, after: str | None = None, filter: JobFilter | None = None
     ) -> Connection[Job]:
-        rows = _id_range(models.Job.objects.all(), filter and filter.id)
+        rows = selectors.id_range(models.Job.objects.all(), filter and filter.id)
         return paginate(rows, first=first, after=after)
 
     @strawberry.field(permission_classes=[CanRead], description="Hired employees, by id.")
     def hired_employees(
         self, first: int = 100, after: str | None = None, filter: HiredEmployeeFilter | None = None
     ) -> Connection[HiredEmployee]:
-        return paginate(_hired_employees(filter), first=first, after=after)
+        return paginate(
+            selectors.hired_employees(filter),
+            first=first,
+            after=after,
+            build=selectors.employee_nodes,
+        )
 
     @strawberry.field(permission_classes=[CanRead], description="The rejection log, oldest first.")
     def rejections(
@@ -96,9 +74,8 @@ class Query:
             rows = rows.filter(table=table.value)
         if batch_id is not None:
             rows = rows.filter(Q(batch_id=_uuid(batch_id)))
-        page = paginate(rows, first=first, after=after)
-        page.nodes = [Rejection.from_model(row) for row in page.nodes]
-        return page
+        build = lambda page: [Rejection.from_model(row) for row in page]  # noqa: E731
+        return paginate(rows, first=first, after=after, build=build)
 
 
 def _uuid(batch_id: str) -> str:
@@ -127,9 +104,7 @@ class Mutation:
             check_batch_size(len(rows))
         except BatchSizeError as error:
             raise bad_input(str(error)) from None
-        outcome = ingest_rows(
-            table=table, rows=[vars(row) for row in rows], source=Source.GRAPHQL, atomic=atomic
-        )
+        outcome = ingest_rows(table=table, rows=rows, source=Source.GRAPHQL, atomic=atomic)
         return BatchResult.from_outcome(outcome)
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import strawberry
 from strawberry.scalars import JSON
+from strawberry.schema.name_converter import NameConverter
 
 from backend import dictionary
 from backend.dictionary import DEPARTMENTS, HIRED_EMPLOYEES, JOBS
@@ -156,13 +157,26 @@ _SCALARS: dict[str, type] = {"Int": int, "String": str}
 
 
 def _row_input(table: dictionary.Table) -> type:
-    """A row input with every column nullable, so one bad row is rejected on its own."""
+    """A row input with every column nullable, so one bad row is rejected on its own.
+
+    Strawberry hands the resolver each row as a plain dict keyed by the dictionary's column
+    names (its ``from_input`` hook), exactly what the ingest pipeline takes, rather than
+    building an object per row only for the resolver to take it apart again.
+    """
     namespace: dict[str, Any] = {"__annotations__": {}}
     for column in table.columns:
         namespace["__annotations__"][column.name] = _SCALARS[column.kind.graphql] | None
         namespace[column.name] = strawberry.field(default=None, description=column.doc)
-    cls = type(f"{table.model_name}Input", (), namespace)
-    return strawberry.input(cls, description=f"{table.doc} Every field is required by the rules.")
+    cls = strawberry.input(
+        type(f"{table.model_name}Input", (), namespace),
+        description=f"{table.doc} Every field is required by the rules.",
+    )
+    definition = cls.__strawberry_definition__
+    names = [(NameConverter().from_field(f), f.python_name) for f in definition.fields]
+    definition.from_input = lambda _cls, value, _context: {
+        column: value.get(graphql_name) for graphql_name, column in names
+    }
+    return cls
 
 
 ROW_INPUTS: dict[str, type] = {name: _row_input(spec) for name, spec in dictionary.TABLES.items()}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import orjson
 from django.http import HttpRequest, HttpResponseBase, JsonResponse
 from django.utils.decorators import method_decorator
 from django.views.decorators.csrf import csrf_exempt
@@ -42,6 +43,10 @@ class RosterGraphQLView(GraphQLView):
             and "query" not in request.GET
             and "text/html" in request.headers.get("Accept", "")
         )
+
+    def encode_json(self, data: object) -> bytes:
+        """orjson: several times faster than json.dumps on a 1000-row page."""
+        return orjson.dumps(data)
 
     def decode_json(self, data: str | bytes) -> object:
         """JSON nested too deeply for the parser is a bad request (400), not a crash (500)."""

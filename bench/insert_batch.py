@@ -167,6 +167,30 @@ def baseline_insert(conn: Any, ids: Ids) -> float:
     return time.perf_counter() - started
 
 
+def database_ceiling(ids: Ids, *, clients: int, batches_each: int) -> float:
+    """Rows/s of ``clients`` threads doing nothing but baseline (b) at once: the most the
+    database itself takes on this machine, whatever the server in front of it does."""
+    conns = [psycopg2.connect(pg_dsn(DB_NAME)) for _ in range(clients)]
+    barrier = threading.Barrier(clients + 1)
+
+    def client(conn: Any) -> None:
+        barrier.wait()
+        for _ in range(batches_each):
+            baseline_insert(conn, ids)
+
+    threads = [threading.Thread(target=client, args=(conn,)) for conn in conns]
+    for thread in threads:
+        thread.start()
+    barrier.wait()
+    started = time.perf_counter()
+    for thread in threads:
+        thread.join()
+    wall = time.perf_counter() - started
+    for conn in conns:
+        conn.close()
+    return clients * batches_each * ROWS / wall
+
+
 # --- HTTP ------------------------------------------------------------------------------------
 
 
@@ -237,6 +261,7 @@ def main() -> None:
         wall_2, latencies_2 = run_clients(
             url, token, ids, clients=CONCURRENT_CLIENTS, requests_each=REQUESTS_PER_CLIENT
         )
+    ceiling = database_ceiling(ids, clients=CONCURRENT_CLIENTS, batches_each=REQUESTS_PER_CLIENT)
 
     graphql, insert, http = samples["graphql"], samples["insert"], samples["http"]
     baseline = median(graphql) + median(insert)
@@ -264,6 +289,10 @@ def main() -> None:
         f"  {CONCURRENT_CLIENTS} clients x {REQUESTS_PER_CLIENT} requests: {rows_2:,.0f} rows/s "
         f"= {rows_2 / baseline_rows:.2f}x baseline, median latency {ms(median(latencies_2))} "
         f"(target >= {TARGET_ROWS_PER_S:,} rows/s)  {verdict(rows_2 >= TARGET_ROWS_PER_S)}"
+    )
+    print(
+        f"  database ceiling: {CONCURRENT_CLIENTS} psycopg2 clients doing only (b): "
+        f"{ceiling:,.0f} rows/s; insertBatch reaches {rows_2 / ceiling:.0%} of it"
     )
     print_load()
 

@@ -7,6 +7,8 @@ CSV loader and the restore all call it, so a rule is enforced the same way every
 
 from __future__ import annotations
 
+import csv
+import io
 import logging
 import math
 import re
@@ -28,6 +30,8 @@ from backend.models import MODELS, Batch, LoadRun, Rejection, Source
 logger = logging.getLogger("roster.ingest")
 
 _DEADLOCK_RETRIES = 3
+_COPY_THRESHOLD = 1000  # rows; an API batch (at most 1000) takes one multi-row INSERT
+_COPY_PAGE_ROWS = 50_000
 
 _JSON_NULL = Value(None, output_field=JSONField())
 """A row that was JSON ``null``: a bare None would be SQL NULL, which ``raw`` refuses."""
@@ -76,10 +80,45 @@ class _AbortAtomicBatch(Exception):
     """Raised inside the insert savepoint to undo an atomic batch that hit a duplicate."""
 
 
-def ingest_rows(
+@dataclass
+class CheckedRows:
+    """A batch after the dictionary's rules: everything that needs no database."""
+
+    table: Table
+    raws: list[Any]
+    valid: dict[int, dict[str, Any]]
+    reasons: dict[int, list[Reason]]
+
+
+def check_rows(*, table: str | Table, rows: Iterable[Any]) -> CheckedRows:
+    """Apply the dictionary's rules to each raw row. Pure Python: a loader can run it for the
+    next chunk while the database stores the previous one."""
+    spec = dictionary.table(table) if isinstance(table, str) else table
+    raws = list(rows)
+    valid: dict[int, dict[str, Any]] = {}
+    reasons: dict[int, list[Reason]] = {}
+    clean = spec.clean
+    for index, raw in enumerate(raws):
+        row, broken = clean(raw)
+        if row is None:
+            reasons[index] = broken
+        else:
+            valid[index] = row
+    return CheckedRows(spec, raws, valid, reasons)
+
+
+def ingest_rows(*, table: str | Table, rows: Iterable[Any], **options: Any) -> BatchResult:
+    """Validate ``rows``, bulk-insert the valid ones and log the rejected ones, in one transaction.
+
+    ``rows`` are mappings keyed by the dictionary's column names, exactly as received. The
+    options are those of ``store_rows``.
+    """
+    return store_rows(check_rows(table=table, rows=rows), **options)
+
+
+def store_rows(
+    checked: CheckedRows,
     *,
-    table: str | Table,
-    rows: Iterable[Any],
     source: Source | str,
     atomic: bool = False,
     positions: Sequence[int] | None = None,
@@ -87,31 +126,20 @@ def ingest_rows(
     uri: str = "",
     run: LoadRun | None = None,
 ) -> BatchResult:
-    """Validate ``rows``, bulk-insert the valid ones and log the rejected ones, in one transaction.
+    """Store a checked batch: foreign keys, repeats, the bulk insert and the rejection log.
 
-    ``rows`` are mappings keyed by the dictionary's column names, exactly as received. With
-    ``atomic`` any invalid row keeps the whole batch out, and every row is logged. ``positions``
-    numbers the rows for the rejection log (line numbers for files); the default is 0, 1, 2...
-    ``originals`` is what the log keeps as each row's raw form when it differs from ``rows``
-    (a CSV line's text). ``run`` ties the batch to the file load it is a chunk of.
+    With ``atomic`` any invalid row keeps the whole batch out, and every row is logged.
+    ``positions`` numbers the rows for the rejection log (line numbers for files); the default
+    is 0, 1, 2... ``originals`` is what the log keeps as each row's raw form when it differs
+    from the row (a CSV line's text). ``run`` ties the batch to the file load it is a chunk of.
     """
-    spec = dictionary.table(table) if isinstance(table, str) else table
-    raws = list(rows)
+    spec, raws = checked.table, checked.raws
     numbers = list(positions) if positions is not None else list(range(len(raws)))
     logged = list(originals) if originals is not None else raws
     if not len(numbers) == len(logged) == len(raws):
         raise ValueError("positions and originals must cover every row")
     started_at = timezone.now()
     clock = time.perf_counter()
-
-    valid: dict[int, dict[str, Any]] = {}
-    reasons: dict[int, list[Reason]] = {}
-    for index, raw in enumerate(raws):
-        row, broken = spec.clean(raw)
-        if row is None:
-            reasons[index] = broken
-        else:
-            valid[index] = row
 
     for attempt in range(1, _DEADLOCK_RETRIES + 1):
         try:
@@ -121,8 +149,8 @@ def ingest_rows(
                     raws=raws,
                     logged=logged,
                     numbers=numbers,
-                    valid=dict(valid),
-                    reasons={i: list(r) for i, r in reasons.items()},
+                    valid=dict(checked.valid),
+                    reasons={i: list(r) for i, r in checked.reasons.items()},
                     source=str(source),
                     atomic=atomic,
                     uri=uri,
@@ -302,6 +330,8 @@ def _insert_isolating(
 
 
 def _insert_page(spec: Table, rows: list[dict[str, Any]]) -> list[int]:
+    if connection.vendor == "postgresql" and len(rows) > _COPY_THRESHOLD:
+        return _copy_page(spec, rows)
     quote = connection.ops.quote_name
     columns = spec.column_names
     adapt = connection.ops.adapt_datetimefield_value
@@ -320,7 +350,35 @@ def _insert_page(spec: Table, rows: list[dict[str, Any]]) -> list[int]:
         return [row_id for (row_id,) in cursor.fetchall()]
 
 
+def _copy_page(spec: Table, rows: list[dict[str, Any]]) -> list[int]:
+    """PostgreSQL's fast path for file chunks: COPY into a session-private staging table,
+    then one ``INSERT ... SELECT ... ON CONFLICT DO NOTHING RETURNING id`` into the table."""
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(c) for c in spec.column_names)
+    stage = quote(f"roster_stage_{spec.name}")
+    buffer = io.StringIO()
+    write = csv.writer(buffer, lineterminator="\n").writerow
+    names = spec.column_names
+    for row in rows:
+        write([row[c] for c in names])
+    buffer.seek(0)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"CREATE TEMP TABLE IF NOT EXISTS {stage} "
+            f"(LIKE {quote(spec.name)} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+        )
+        cursor.execute(f"DELETE FROM {stage}")
+        cursor.copy_expert(f"COPY {stage} ({columns}) FROM STDIN WITH (FORMAT csv)", buffer)
+        cursor.execute(
+            f"INSERT INTO {quote(spec.name)} ({columns}) SELECT {columns} FROM {stage} "
+            f"ORDER BY {quote('id')} ON CONFLICT ({quote('id')}) DO NOTHING RETURNING {quote('id')}"
+        )
+        return [row_id for (row_id,) in cursor.fetchall()]
+
+
 def _rows_per_statement(column_count: int) -> int:
+    if connection.vendor == "postgresql":
+        return _COPY_PAGE_ROWS
     max_params = connection.features.max_query_params or 65535
     return max(1, min(dictionary.MAX_BATCH_ROWS, max_params // column_count))
 

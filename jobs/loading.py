@@ -21,7 +21,7 @@ from django.utils import timezone
 from backend import dictionary
 from backend.models import LoadRun, Source
 from jobs.csv_files import CsvRow, read_rows, table_for
-from jobs.ingest import ingest_rows
+from jobs.ingest import CheckedRows, check_rows, ingest_rows, store_rows
 from jobs.sources import SourceFile, in_dependency_order, resolve
 
 DEFAULT_CHUNK_SIZE = 5000
@@ -97,30 +97,34 @@ def load_source(
         summary.unchanged, summary.skipped, summary.status = True, run.read, run.status
         return summary
     summary.skipped = run.read  # rows committed by an earlier, interrupted attempt
+
+    def store(checked: CheckedRows, rows: list[CsvRow]) -> None:
+        """One chunk: its rows, its rejections and the run's progress commit together."""
+        with transaction.atomic():
+            outcome = store_rows(
+                checked,
+                originals=[row.text for row in rows],
+                positions=[row.line for row in rows],
+                source=Source.CSV,
+                uri=file.uri,
+                run=run,
+            )
+            run.read += outcome.received
+            run.inserted += outcome.inserted
+            run.rejected += outcome.rejected
+            run.last_line = rows[-1].line
+            run.save(update_fields=["read", "inserted", "rejected", "last_line"])
+        summary.read += outcome.received
+        summary.inserted += outcome.inserted
+        summary.rejected += outcome.rejected
+        if progress:
+            progress(summary)
+
     try:
         with file.open() as stream:
             rows = (row for row in read_rows(stream, table) if row.line > run.last_line)
             for chunk in _chunks(rows, chunk_size):
-                with transaction.atomic():
-                    outcome = ingest_rows(
-                        table=table,
-                        rows=[row.raw for row in chunk],
-                        originals=[row.text for row in chunk],
-                        positions=[row.line for row in chunk],
-                        source=Source.CSV,
-                        uri=file.uri,
-                        run=run,
-                    )
-                    run.read += outcome.received
-                    run.inserted += outcome.inserted
-                    run.rejected += outcome.rejected
-                    run.last_line = chunk[-1].line
-                    run.save(update_fields=["read", "inserted", "rejected", "last_line"])
-                summary.read += outcome.received
-                summary.inserted += outcome.inserted
-                summary.rejected += outcome.rejected
-                if progress:
-                    progress(summary)
+                store(check_rows(table=table, rows=[row.raw for row in chunk]), chunk)
     except Exception as error:
         LoadRun.objects.filter(pk=run.pk).update(
             status=LoadRun.Status.FAILED, error=str(error)[:2000], finished_at=timezone.now()

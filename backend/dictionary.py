@@ -125,6 +125,8 @@ class Timestamp(Kind):
     avro: Any = field(default_factory=lambda: {"type": "long", "logicalType": "timestamp-micros"})
 
     def clean(self, value: Any) -> datetime:
+        if isinstance(value, datetime):  # from an AVRO backup (timestamp-micros)
+            return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
         if not isinstance(value, str):
             raise RuleViolation("invalid_type", f"must be a string, got {_json_type(value)}")
         text = value.strip()

@@ -8,6 +8,8 @@
 | ALLOWED_HOSTS | localhost,127.0.0.1,[::1] | comma-separated |
 | MAX_REQUEST_BYTES | 4194304 | the largest request body accepted |
 | LOG_LEVEL | INFO | the root log level; logs are JSON lines on stderr |
+| BACKUP_BUCKET | (none) | back up to this S3 bucket; AWS_ENDPOINT_URL for S3-compatible stores |
+| BACKUP_DIR | var/backups | back up to this folder when no bucket is set |
 """
 
 from __future__ import annotations
@@ -116,6 +118,31 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
+
+# --- backups: an S3 bucket when BACKUP_BUCKET is set, else a local folder -------------------
+BACKUP_BUCKET = os.environ.get("BACKUP_BUCKET", "")
+BACKUP_DIR = Path(os.environ.get("BACKUP_DIR", VAR_DIR / "backups"))
+AWS_ENDPOINT_URL = os.environ.get("AWS_ENDPOINT_URL") or None
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    "backups": (
+        {
+            "BACKEND": "storages.backends.s3.S3Storage",
+            "OPTIONS": {
+                "bucket_name": BACKUP_BUCKET,
+                "endpoint_url": AWS_ENDPOINT_URL,
+                "file_overwrite": False,
+                "default_acl": None,
+            },
+        }
+        if BACKUP_BUCKET
+        else {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": str(BACKUP_DIR)},
+        }
+    ),
+}
 
 # --- limits ----------------------------------------------------------------------------------
 MAX_REQUEST_BYTES = int(os.environ.get("MAX_REQUEST_BYTES", str(4 * 1024 * 1024)))

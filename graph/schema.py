@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import strawberry
 from django.conf import settings
 from django.db.models import Q
@@ -17,9 +20,10 @@ from backend.models import Source
 from graph import selectors
 from graph.errors import bad_input, should_mask
 from graph.pagination import Connection, paginate
-from graph.permissions import CanRead, CanWrite
+from graph.permissions import CanRead, CanWrite, IsAdmin
 from graph.types import (
     ROW_INPUTS,
+    Backup,
     BatchInput,
     BatchResult,
     Department,
@@ -29,8 +33,10 @@ from graph.types import (
     Job,
     JobFilter,
     Rejection,
+    RestoreResult,
     Table,
 )
+from jobs import backups
 from jobs.ingest import BatchSizeError, check_batch_size, ingest_rows
 
 
@@ -61,6 +67,11 @@ class Query:
             build=selectors.employee_nodes,
         )
 
+    @strawberry.field(permission_classes=[IsAdmin], description="Backups, newest first.")
+    def backups(self, table: Table | None = None) -> list[Backup]:  # type: ignore[valid-type]
+        with _as_bad_input():
+            return [Backup.from_file(f) for f in backups.list_backups(table and table.value)]
+
     @strawberry.field(permission_classes=[CanRead], description="The rejection log, oldest first.")
     def rejections(
         self,
@@ -78,6 +89,15 @@ class Query:
         return paginate(rows, first=first, after=after, build=build)
 
 
+@contextmanager
+def _as_bad_input() -> Iterator[None]:
+    """A backup job's refusal (bad key, damaged file, orphaning restore) is the caller's to fix."""
+    try:
+        yield
+    except backups.BackupError as error:
+        raise bad_input(str(error)) from None
+
+
 def _uuid(batch_id: str) -> str:
     import uuid
 
@@ -89,6 +109,31 @@ def _uuid(batch_id: str) -> str:
 
 @strawberry.type
 class Mutation:
+    @strawberry.mutation(
+        permission_classes=[IsAdmin],
+        description="Back up tables (all by default) from one snapshot to AVRO files.",
+    )
+    def backup(self, tables: list[Table] | None = None) -> list[Backup]:  # type: ignore[valid-type]
+        names = [table.value for table in tables or []]
+        with _as_bad_input():
+            return [Backup.from_file(file) for file in backups.backup_tables(tables=names)]
+
+    @strawberry.mutation(
+        permission_classes=[IsAdmin],
+        description="Replace a table's rows with a backup (the latest by default).",
+    )
+    def restore(self, table: Table, backup: str | None = None) -> RestoreResult:  # type: ignore[valid-type]
+        with _as_bad_input():
+            (done,) = backups.restore_tables(tables=[table.value], backups={table.value: backup})
+        return RestoreResult(
+            table=table,
+            backup=done.key,
+            read=done.read,
+            inserted=done.inserted,
+            rejected=done.rejected,
+            replaced=done.replaced,
+        )
+
     @strawberry.mutation(
         permission_classes=[CanWrite],
         description="Insert 1 to 1000 rows of one table. Invalid rows are rejected and logged; "

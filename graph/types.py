@@ -198,3 +198,31 @@ def _batch_input() -> type:
 
 
 BatchInput = _batch_input()
+
+
+@strawberry.type(description="One table's backup file and its manifest.")
+class Backup:
+    table: Table  # type: ignore[valid-type]
+    key: str = strawberry.field(description="The file's key in the backup storage.")
+    rows: int = strawberry.field(description="Rows in the file; -1 when it has no manifest.")
+    sha256: str
+    schema_fingerprint: str
+    roster_version: str
+    snapshot_time: str = strawberry.field(description="When the snapshot was taken (UTC).")
+    codec: str
+    size: int
+
+    @classmethod
+    def from_file(cls, file: Any) -> Backup:
+        fields = {name: getattr(file, name) for name in cls.__annotations__ if name != "table"}
+        return cls(table=Table(file.table), **fields)
+
+
+@strawberry.type(description="What a restore did to one table.")
+class RestoreResult:
+    table: Table  # type: ignore[valid-type]
+    backup: str
+    read: int
+    inserted: int
+    rejected: int
+    replaced: int = strawberry.field(description="Rows the table held before.")

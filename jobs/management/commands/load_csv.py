@@ -9,7 +9,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from backend import dictionary
 from jobs.csv_files import UnknownTableError
-from jobs.loading import DEFAULT_CHUNK_SIZE, LoadSummary, load_sources
+from jobs.loading import DEFAULT_CHUNK_SIZE, load_sources
+from jobs.progress import RowProgress
 from jobs.sources import SourceError
 from jobs.summary import render_table
 
@@ -31,10 +32,14 @@ class Command(BaseCommand):
                chunk_size: int, **options: Any) -> None:  # fmt: skip
         if chunk_size < 1:
             raise CommandError("--chunk-size must be at least 1")
-        bar = _ProgressBar(enabled=sys.stderr.isatty())
+        bar = RowProgress(enabled=sys.stderr.isatty())
         try:
             summaries = load_sources(
-                sources, table=table, chunk_size=chunk_size, force=force, progress=bar.update
+                sources,
+                table=table,
+                chunk_size=chunk_size,
+                force=force,
+                progress=lambda s: bar.update(s.uri, s.read),
             )
         except (SourceError, UnknownTableError) as error:
             raise CommandError(str(error)) from None
@@ -45,28 +50,3 @@ class Command(BaseCommand):
             [[s.table, s.read, s.inserted, s.rejected, s.skipped, f"{s.seconds:.2f}",
               s.uri + (" (unchanged)" if s.unchanged else "")] for s in summaries],
         ))  # fmt: skip
-
-
-class _ProgressBar:
-    """A tqdm bar with rows/s on a terminal; nothing at all in a pipe or a log."""
-
-    def __init__(self, *, enabled: bool) -> None:
-        self.enabled = enabled
-        self.bar: Any = None
-        self.uri = ""
-
-    def update(self, summary: LoadSummary) -> None:
-        if not self.enabled:
-            return
-        from tqdm import tqdm
-
-        if summary.uri != self.uri:
-            self.close()
-            self.uri = summary.uri
-            self.bar = tqdm(desc=summary.table, unit=" rows", unit_scale=True, file=sys.stderr)
-        self.bar.update(summary.read - self.bar.n)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None

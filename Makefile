@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PG_URL ?= postgres://postgres@127.0.0.1:5432/roster
 
-.PHONY: demo test lint setup postgres bench clean
+.PHONY: demo test lint setup postgres browser clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,7 +21,7 @@ demo: setup
 	DEBUG=1 $(BIN)/python manage.py demo
 
 ## make test: ruff, then the suite on SQLite and on PostgreSQL
-test: setup lint postgres
+test: setup lint postgres browser
 	$(BIN)/python -m pytest
 	DATABASE_URL=$(PG_URL) $(BIN)/python -m pytest
 
@@ -35,6 +35,11 @@ postgres:
 	@pg_isready -q -h 127.0.0.1 -p 5432 || pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql) main start
 	@for i in 1 2 3 4 5 6 7 8 9 10; do pg_isready -q -h 127.0.0.1 -p 5432 && exit 0; sleep 1; done; \
 	  echo "PostgreSQL is not reachable at 127.0.0.1:5432" >&2; exit 1
+
+## browser: Debian's Chromium and its driver, for the dashboard's browser test (needs root)
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; }
 
 clean:
 	rm -rf $(VENV) var

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import csv
 import json
 from collections.abc import Callable
+from dataclasses import asdict, fields
 from functools import wraps
 from typing import Any
 
@@ -12,7 +14,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
-from backend import dictionary
+from backend import dictionary, metrics
 from backend.auth import AccessDenied, require_principal, require_scope
 from backend.models import MODELS, Scope, Source
 from jobs.ingest import BatchSizeError, check_batch_size, ingest_rows
@@ -111,3 +113,43 @@ def insert_rows(request: HttpRequest) -> HttpResponse:
             ],
         }
     )
+
+
+def _metric_response(
+    request: HttpRequest, rows: list[Any], columns: list[str], year: int
+) -> HttpResponse:
+    """JSON by default; CSV with a header row for ``?format=csv`` or ``Accept: text/csv``."""
+    fmt = request.GET.get("format", "")
+    if fmt not in ("", "json", "csv"):
+        return _error(400, f"'format' must be json or csv, got {fmt!r}")
+    wants_csv = fmt == "csv" or (not fmt and "text/csv" in request.headers.get("Accept", ""))
+    records = [asdict(row) for row in rows]
+    if not wants_csv:
+        return JsonResponse({"year": year, "data": records})
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    name = request.resolver_match.url_name if request.resolver_match else "metric"
+    response["Content-Disposition"] = f'inline; filename="{name}-{year}.csv"'
+    writer = csv.writer(response)
+    writer.writerow(columns)
+    writer.writerows([record[column] for column in columns] for record in records)
+    return response
+
+
+def _metric(compute: Callable[..., list[Any]], row: type) -> Callable[[HttpRequest], HttpResponse]:
+    columns = [field.name for field in fields(row)]
+
+    @require_GET
+    @needs(Scope.READ)
+    def view(request: HttpRequest) -> HttpResponse:
+        try:
+            year = metrics.parse_year(request.GET.get("year"))
+        except metrics.YearError as error:
+            return _error(400, str(error))
+        return _metric_response(request, compute(year=year), columns, year)
+
+    view.__doc__ = compute.__doc__
+    return view
+
+
+hires_by_quarter = _metric(metrics.hires_by_quarter, metrics.QuarterlyHires)
+departments_above_mean = _metric(metrics.departments_above_mean, metrics.DepartmentHires)

@@ -116,6 +116,7 @@ TIME_ZONE = "UTC"
 USE_I18N = False
 USE_TZ = True
 
+LOGIN_URL = "admin:login"
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
 

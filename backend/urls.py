@@ -3,7 +3,7 @@
 from django.contrib import admin
 from django.urls import path
 
-from backend import rest
+from backend import dashboard, rest
 from graph.schema import schema
 from graph.views import RosterGraphQLView
 
@@ -12,5 +12,12 @@ urlpatterns = [
     path("graphql/", RosterGraphQLView.as_view(schema=schema)),
     path("api/employees/", rest.insert_rows, name="rest-insert"),
     path("api/employees/<str:table>", rest.list_rows, name="rest-list"),
+    path("api/metrics/hires-by-quarter", rest.hires_by_quarter, name="hires-by-quarter"),
+    path(
+        "api/metrics/departments-above-mean",
+        rest.departments_above_mean,
+        name="departments-above-mean",
+    ),
+    path("dashboard/", dashboard.view, name="dashboard"),
     path("admin/", admin.site.urls),
 ]

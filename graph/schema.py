@@ -15,7 +15,7 @@ from strawberry.extensions import (
     QueryDepthLimiter,
 )
 
-from backend import models
+from backend import metrics, models
 from backend.models import Source
 from graph import selectors
 from graph.errors import bad_input, should_mask
@@ -28,10 +28,12 @@ from graph.types import (
     BatchResult,
     Department,
     DepartmentFilter,
+    DepartmentHires,
     HiredEmployee,
     HiredEmployeeFilter,
     Job,
     JobFilter,
+    QuarterlyHires,
     Rejection,
     RestoreResult,
     Table,
@@ -67,6 +69,22 @@ class Query:
             build=selectors.employee_nodes,
         )
 
+    @strawberry.field(
+        permission_classes=[CanRead],
+        description="Hires per department and job in a year (UTC), by quarter; only pairs with "
+        "a hire, ordered by department then job.",
+    )
+    def hires_by_quarter(self, year: int) -> list[QuarterlyHires]:
+        return metrics.hires_by_quarter(year=_year(year))  # type: ignore[return-value]
+
+    @strawberry.field(
+        permission_classes=[CanRead],
+        description="Departments that hired more in a year (UTC) than the mean of all "
+        "departments (a department with no hire counts as 0); highest first, then by id.",
+    )
+    def departments_above_mean(self, year: int) -> list[DepartmentHires]:
+        return metrics.departments_above_mean(year=_year(year))  # type: ignore[return-value]
+
     @strawberry.field(permission_classes=[IsAdmin], description="Backups, newest first.")
     def backups(self, table: Table | None = None) -> list[Backup]:  # type: ignore[valid-type]
         with _as_bad_input():
@@ -95,6 +113,13 @@ def _as_bad_input() -> Iterator[None]:
     try:
         yield
     except backups.BackupError as error:
+        raise bad_input(str(error)) from None
+
+
+def _year(year: int) -> int:
+    try:
+        return metrics.parse_year(year)
+    except metrics.YearError as error:
         raise bad_input(str(error)) from None
 
 

@@ -226,3 +226,20 @@ class RestoreResult:
     inserted: int
     rejected: int
     replaced: int = strawberry.field(description="Rows the table held before.")
+
+
+@strawberry.type(description="Hires for one job of one department in a year, by quarter (UTC).")
+class QuarterlyHires:
+    department: str
+    job: str
+    q1: int
+    q2: int
+    q3: int
+    q4: int
+
+
+@strawberry.type(description="A department's hires in a year.")
+class DepartmentHires:
+    id: int
+    department: str
+    hired: int

@@ -1,0 +1,105 @@
+"""The stakeholders' metrics, aggregated in SQL on PostgreSQL and SQLite alike.
+
+Years and quarters are taken in UTC, the zone every hire datetime is stored in. The year's
+bounds are computed here as UTC datetimes, so the queries use the index on ``datetime``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from django.db.models import Count, Q
+
+from backend.models import Department, HiredEmployee
+
+MIN_YEAR, MAX_YEAR = 1, 9998
+
+
+class YearError(ValueError):
+    """A year that is missing, not a number, or out of range."""
+
+
+@dataclass(frozen=True)
+class QuarterlyHires:
+    """Hires for one job of one department in one year, by quarter."""
+
+    department: str
+    job: str
+    q1: int
+    q2: int
+    q3: int
+    q4: int
+
+
+@dataclass(frozen=True)
+class DepartmentHires:
+    """One department's hires in a year."""
+
+    id: int
+    department: str
+    hired: int
+
+
+def parse_year(value: object) -> int:
+    """The year from a query string or an argument, or a clear ``YearError``."""
+    if value is None or value == "":
+        raise YearError("'year' is required, e.g. year=2021")
+    try:
+        year = int(str(value).strip())
+    except ValueError:
+        raise YearError(f"'year' must be a whole number, got {value!r}") from None
+    if not MIN_YEAR <= year <= MAX_YEAR:
+        raise YearError(f"'year' must be between {MIN_YEAR} and {MAX_YEAR}, got {year}")
+    return year
+
+
+def _quarter_starts(year: int) -> list[datetime]:
+    """Jan 1, Apr 1, Jul 1, Oct 1 of ``year`` and Jan 1 of the next year, in UTC."""
+    return [datetime(year, month, 1, tzinfo=UTC) for month in (1, 4, 7, 10)] + [
+        datetime(year + 1, 1, 1, tzinfo=UTC)
+    ]
+
+
+def hires_by_quarter(*, year: int) -> list[QuarterlyHires]:
+    """Hires per department and job in ``year``, split by quarter; only pairs with a hire,
+    ordered by department, then job. One GROUP BY query."""
+    bounds = _quarter_starts(year)
+    quarters = {
+        f"q{n}": Count("id", filter=Q(datetime__gte=bounds[n - 1], datetime__lt=bounds[n]))
+        for n in (1, 2, 3, 4)
+    }
+    rows = (
+        HiredEmployee.objects.filter(datetime__gte=bounds[0], datetime__lt=bounds[4])
+        .values("department_id", "job_id", "department__department", "job__job")
+        .annotate(**quarters)
+        .order_by("department__department", "job__job", "department_id", "job_id")
+    )
+    return [
+        QuarterlyHires(row["department__department"], row["job__job"], *(row[q] for q in quarters))
+        for row in rows
+    ]
+
+
+def hires_per_department(*, year: int) -> tuple[list[DepartmentHires], float]:
+    """Every department's hires in ``year`` (0 for none), by id, and their mean.
+
+    One LEFT JOIN ... GROUP BY query; the mean is over departments, not employees.
+    """
+    bounds = _quarter_starts(year)
+    in_year = Q(hired_employees__datetime__gte=bounds[0], hired_employees__datetime__lt=bounds[4])
+    rows = [
+        DepartmentHires(*row)
+        for row in Department.objects.annotate(hired=Count("hired_employees", filter=in_year))
+        .order_by("id")
+        .values_list("id", "department", "hired")
+    ]
+    mean = sum(row.hired for row in rows) / len(rows) if rows else 0.0
+    return rows, mean
+
+
+def departments_above_mean(*, year: int) -> list[DepartmentHires]:
+    """Departments that hired more in ``year`` than the mean over all departments, where a
+    department that hired nobody counts as 0. Highest first, then by id."""
+    rows, mean = hires_per_department(year=year)
+    return sorted((row for row in rows if row.hired > mean), key=lambda row: (-row.hired, row.id))

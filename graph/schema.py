@@ -75,7 +75,7 @@ class Query:
         "a hire, ordered by department then job.",
     )
     def hires_by_quarter(self, year: int) -> list[QuarterlyHires]:
-        return metrics.hires_by_quarter(year=_year(year))  # type: ignore[return-value]
+        return metrics.hires_by_quarter(year=_year(year))
 
     @strawberry.field(
         permission_classes=[CanRead],
@@ -83,7 +83,7 @@ class Query:
         "departments (a department with no hire counts as 0); highest first, then by id.",
     )
     def departments_above_mean(self, year: int) -> list[DepartmentHires]:
-        return metrics.departments_above_mean(year=_year(year))  # type: ignore[return-value]
+        return metrics.departments_above_mean(year=_year(year))
 
     @strawberry.field(permission_classes=[IsAdmin], description="Backups, newest first.")
     def backups(self, table: Table | None = None) -> list[Backup]:  # type: ignore[valid-type]

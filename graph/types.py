@@ -10,7 +10,7 @@ import strawberry
 from strawberry.scalars import JSON
 from strawberry.schema.name_converter import NameConverter
 
-from backend import dictionary
+from backend import dictionary, metrics
 from backend.dictionary import DEPARTMENTS, HIRED_EMPLOYEES, JOBS
 from jobs.ingest import BatchResult as BatchOutcome
 
@@ -228,18 +228,11 @@ class RestoreResult:
     replaced: int = strawberry.field(description="Rows the table held before.")
 
 
-@strawberry.type(description="Hires for one job of one department in a year, by quarter (UTC).")
-class QuarterlyHires:
-    department: str
-    job: str
-    q1: int
-    q2: int
-    q3: int
-    q4: int
-
-
-@strawberry.type(description="A department's hires in a year.")
-class DepartmentHires:
-    id: int
-    department: str
-    hired: int
+# The metrics' rows are plain dataclasses in backend.metrics; the schema exposes them as they are.
+QuarterlyHires = strawberry.type(
+    metrics.QuarterlyHires,
+    description="Hires for one job of one department in a year, by quarter (UTC).",
+)
+DepartmentHires = strawberry.type(
+    metrics.DepartmentHires, description="A department's hires in a year."
+)

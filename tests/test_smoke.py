@@ -19,3 +19,23 @@ def test_graphql_reads_a_page(gql, sample_data: None) -> None:
             ],
         }
     }
+
+
+def test_demo_command_loads_the_samples_once_and_prints_a_working_token(gql) -> None:
+    import io
+    import re
+
+    from django.core.management import call_command
+
+    out = io.StringIO()
+    call_command("demo", "--no-serve", stdout=out)
+    call_command("demo", "--no-serve", stdout=io.StringIO())  # a second run loads nothing again
+
+    printed = out.getvalue()
+    assert "loaded hired_employees: 1929 inserted, 70 rejected" in printed
+    assert "GraphiQL: http://127.0.0.1:8000/graphql" in printed
+    assert HiredEmployee.objects.count() == 1929
+    assert Rejection.objects.count() == 70
+    token = re.search(r"Bearer (rst_[\w-]+)", printed).group(1)
+    answer = gql("{ jobs { totalCount } }", token=token)
+    assert answer.status == 401  # the second run replaced the first token

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django.conf import settings
@@ -23,8 +24,11 @@ class Command(BaseCommand):
     def handle(self, *args: Any, addrport: str, no_serve: bool, **options: Any) -> None:
         call_command("migrate", verbosity=0)
         if not Department.objects.exists():
+            # The 70 incomplete sample rows are logged in the rejection log; keep the console calm.
+            logging.getLogger("roster.ingest").setLevel(logging.ERROR)
             for s in load_sources([str(settings.BASE_DIR / "data" / "sample")]):
                 self.stdout.write(f"loaded {s.table}: {s.inserted} inserted, {s.rejected} rejected")
+            logging.getLogger("roster.ingest").setLevel(logging.NOTSET)
         ApiToken.objects.filter(name="demo").delete()
         token = create_token(name="demo", scope=Scope.ADMIN)
         self.stdout.write(

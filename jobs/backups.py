@@ -114,8 +114,11 @@ def backup_tables(
         raise BackupError(f"codec {codec!r} is not available here; use one of: {available}")
     storage = backup_storage()
     written: list[BackupFile] = []
+    outermost = not connection.in_atomic_block
     with transaction.atomic():
-        if connection.vendor == "postgresql":
+        if connection.vendor == "postgresql" and outermost:
+            # Only a transaction's first statement may set its isolation: inside a caller's
+            # transaction, the backup reads through that transaction's snapshot instead.
             cursor = connection.cursor()
             cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         snapshot = datetime.now(UTC)
@@ -196,7 +199,11 @@ def _manifest_key(key: str) -> str:
 
 
 def list_backups(table: str | None = None) -> list[BackupFile]:
-    """Backups in the storage, newest first, with their manifests (where there is one)."""
+    """Backups in the storage, newest first, with their manifests (where there is one).
+
+    Files without a manifest (the replaced system's backups) have no snapshot time: they come
+    last, so that a restore's default, the latest backup, is always one of Roster's.
+    """
     storage = backup_storage()
     found: list[BackupFile] = []
     for spec in _tables([table] if table else None):
@@ -207,7 +214,9 @@ def list_backups(table: str | None = None) -> list[BackupFile]:
         for name in names:
             if name.endswith(".avro"):
                 found.append(_describe(storage, f"{spec.name}/{name}", spec.name))
-    return sorted(found, key=lambda b: (b.key.split("/", 1)[1], b.table), reverse=True)
+    return sorted(
+        found, key=lambda b: (bool(b.snapshot_time), b.key.split("/", 1)[1], b.table), reverse=True
+    )
 
 
 def _describe(storage: Storage, key: str, table: str) -> BackupFile:
@@ -321,6 +330,7 @@ def _verify(spec: Table, key: str, file: IO[bytes]) -> dict[str, str]:
         reader = fastavro.reader(file)
         renames = check_writer_schema(spec, reader.writer_schema)
         count = sum(1 for _ in reader)
+        ours = "roster.version" in reader.metadata
     except SchemaMismatch as error:
         raise BackupError(f"{key}: {error}") from None
     except Exception as error:  # fastavro raises many kinds for a damaged file
@@ -329,6 +339,11 @@ def _verify(spec: Table, key: str, file: IO[bytes]) -> dict[str, str]:
         ) from None
     finally:
         file.seek(0)
+    if manifest is None and ours:  # a file cut at a block boundary still reads to its "end"
+        raise BackupError(
+            f"{key} is a Roster backup without its manifest {_manifest_key(key)}: "
+            "whether it is complete cannot be checked"
+        )
     if manifest and isinstance(manifest.get("rows"), int) and manifest["rows"] != count:
         raise BackupError(f"{key} holds {count} rows but its manifest says {manifest['rows']}")
     return renames

@@ -1,0 +1,251 @@
+"""The admin-only GraphQL API of backups: backup, backups and restore."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.core.files.storage import storages
+from django.test import override_settings
+
+from backend.dictionary import DEPARTMENTS
+from backend.models import Department, Job
+from jobs.avro import fingerprint, schema_for
+from jobs.ingest import ingest_rows
+
+BACKUP = """
+mutation ($tables: [Table!]) {
+  backup(tables: $tables) {
+    table key rows sha256 schemaFingerprint rosterVersion snapshotTime codec size
+  }
+}
+"""
+BACKUPS = "query ($table: Table) { backups(table: $table) { table key rows sha256 codec } }"
+RESTORE = """
+mutation ($table: Table!, $backup: String) {
+  restore(table: $table, backup: $backup) { table backup read inserted rejected replaced }
+}
+"""
+
+
+@pytest.fixture(params=["folder", "s3"])
+def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Path | None]:
+    """The backup storage; yields the folder's path (None for S3)."""
+    if request.param == "folder":
+        location = tmp_path / "backups"
+        backend = {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": str(location)},
+        }
+    else:
+        location = None
+        backend = {
+            "BACKEND": "storages.backends.s3.S3Storage",
+            "OPTIONS": {
+                "bucket_name": request.getfixturevalue("bucket"),
+                "endpoint_url": request.getfixturevalue("s3_server"),
+                "default_acl": None,
+                "file_overwrite": False,
+            },
+        }
+    with override_settings(STORAGES={**settings.STORAGES, "backups": backend}):
+        yield location
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Iterator[Path]:
+    location = tmp_path / "backups"
+    backend = {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": str(location)},
+    }
+    with override_settings(STORAGES={**settings.STORAGES, "backups": backend}):
+        yield location
+
+
+def departments() -> list[tuple[int, str]]:
+    return list(Department.objects.order_by("id").values_list("id", "department"))
+
+
+def two_departments() -> None:
+    ingest_rows(
+        table="departments",
+        rows=[{"id": 1, "department": "Recherche & Développement"}, {"id": 2, "department": "Ops"}],
+        source="graphql",
+    )
+
+
+def stored_keys() -> list[str]:
+    """Every file in the backup storage."""
+    storage = storages["backups"]
+    keys = []
+    try:
+        folders, _ = storage.listdir("")
+    except FileNotFoundError:
+        return []
+    for name in folders:
+        keys += [f"{name}/{file}" for file in storage.listdir(name)[1]]
+    return sorted(keys)
+
+
+@pytest.mark.django_db
+def test_backup_list_and_restore_through_graphql(gql, storage) -> None:
+    two_departments()
+
+    answer = gql(BACKUP, {"tables": ["DEPARTMENTS"]})
+
+    assert answer.errors == []
+    (file,) = answer.data["backup"]
+    key = file["key"]
+    assert key.startswith("departments/") and key.endswith("Z.avro")
+    with storages["backups"].open(key, "rb") as stream:
+        data = stream.read()
+    assert file == {
+        "table": "DEPARTMENTS",
+        "key": key,
+        "rows": 2,
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "schemaFingerprint": fingerprint(schema_for(DEPARTMENTS)),
+        "rosterVersion": file["rosterVersion"],
+        "snapshotTime": file["snapshotTime"],
+        "codec": "deflate",
+        "size": len(data),
+    }
+    assert stored_keys() == [key, key.removesuffix(".avro") + ".json"]
+
+    listed = gql(BACKUPS, {"table": "DEPARTMENTS"})
+    assert listed.data == {
+        "backups": [
+            {"table": "DEPARTMENTS", "key": key, "rows": 2, "sha256": file["sha256"],
+             "codec": "deflate"}
+        ]
+    }  # fmt: skip
+    assert gql(BACKUPS, {"table": "JOBS"}).data == {"backups": []}
+
+    Department.objects.filter(id=2).update(department="Changed")
+    ingest_rows(table="departments", rows=[{"id": 3, "department": "Third"}], source="graphql")
+
+    restored = gql(RESTORE, {"table": "DEPARTMENTS"})
+
+    assert restored.errors == []
+    assert restored.data["restore"] == {
+        "table": "DEPARTMENTS",
+        "backup": key,
+        "read": 2,
+        "inserted": 2,
+        "rejected": 0,
+        "replaced": 3,
+    }
+    assert departments() == [(1, "Recherche & Développement"), (2, "Ops")]
+
+
+@pytest.mark.django_db
+def test_backup_of_every_table_by_default_and_restore_of_a_named_key(gql, folder) -> None:
+    two_departments()
+    ingest_rows(table="jobs", rows=[{"id": 7, "job": "Analyst"}], source="graphql")
+
+    answer = gql(BACKUP)
+
+    files = answer.data["backup"]
+    assert [(f["table"], f["rows"]) for f in files] == [
+        ("DEPARTMENTS", 2),
+        ("JOBS", 1),
+        ("HIRED_EMPLOYEES", 0),
+    ]
+    assert len({f["snapshotTime"] for f in files}) == 1
+    Job.objects.filter(id=7).update(job="Changed")
+    restored = gql(RESTORE, {"table": "JOBS", "backup": files[1]["key"]})
+    assert restored.data["restore"]["backup"] == files[1]["key"]
+    assert list(Job.objects.values_list("id", "job")) == [(7, "Analyst")]
+    assert [b["table"] for b in gql(BACKUPS).data["backups"]] == [
+        "JOBS",
+        "HIRED_EMPLOYEES",
+        "DEPARTMENTS",
+    ]
+
+
+@pytest.mark.parametrize("scope", ["write", "read", None])
+@pytest.mark.django_db
+def test_only_admins_back_up_list_and_restore(gql, storage, scope) -> None:
+    two_departments()
+
+    answers = [
+        gql(BACKUP, {"tables": ["DEPARTMENTS"]}, scope=scope),
+        gql(BACKUPS, scope=scope),
+        gql(RESTORE, {"table": "DEPARTMENTS"}, scope=scope),
+    ]
+
+    expected = "FORBIDDEN" if scope else "UNAUTHENTICATED"
+    for answer in answers:
+        assert answer.codes == [expected], answer.body
+        assert answer.data is None
+    assert stored_keys() == []
+    assert departments() == [(1, "Recherche & Développement"), (2, "Ops")]
+
+
+@pytest.mark.parametrize(
+    ("key", "message"),
+    [
+        ("../../etc/passwd", "'../../etc/passwd' leaves the backup storage"),
+        ("/etc/passwd", "'/etc/passwd' leaves the backup storage"),
+        ("jobs/x.avro", "'jobs/x.avro' is not a backup of departments"),
+        ("departments/none.avro", "no backup 'departments/none.avro' in the backup storage"),
+    ],
+)
+@pytest.mark.django_db
+def test_a_bad_backup_key_is_bad_user_input(gql, folder, key, message) -> None:
+    two_departments()
+    gql(BACKUP, {"tables": ["DEPARTMENTS"]})
+    Department.objects.filter(id=2).update(department="Changed")
+
+    answer = gql(RESTORE, {"table": "DEPARTMENTS", "backup": key})
+
+    assert answer.codes == ["BAD_USER_INPUT"]
+    assert answer.errors[0]["message"].startswith(message)
+    assert answer.data is None
+    assert departments() == [(1, "Recherche & Développement"), (2, "Changed")]
+
+
+@pytest.mark.django_db
+def test_restore_without_any_backup_and_a_damaged_file_are_bad_user_input(gql, folder) -> None:
+    two_departments()
+
+    missing = gql(RESTORE, {"table": "DEPARTMENTS"})
+    assert missing.codes == ["BAD_USER_INPUT"]
+    assert missing.errors[0]["message"] == (
+        "there is no backup of departments in the backup storage"
+    )
+
+    (file,) = gql(BACKUP, {"tables": ["DEPARTMENTS"]}).data["backup"]
+    manifest = folder / (file["key"].removesuffix(".avro") + ".json")
+    manifest.write_text(json.dumps({**json.loads(manifest.read_text()), "sha256": "0" * 64}))
+    damaged = gql(RESTORE, {"table": "DEPARTMENTS", "backup": file["key"]})
+    assert damaged.codes == ["BAD_USER_INPUT"]
+    assert damaged.errors[0]["message"] == (
+        f"{file['key']} does not match its manifest's sha256: the file is damaged"
+    )
+    assert departments() == [(1, "Recherche & Développement"), (2, "Ops")]
+
+
+@pytest.mark.django_db
+def test_an_orphaning_restore_is_bad_user_input(gql, folder) -> None:
+    two_departments()
+    ingest_rows(table="jobs", rows=[{"id": 1, "job": "Analyst"}], source="graphql")
+    gql(BACKUP, {"tables": ["DEPARTMENTS"]})
+    ingest_rows(table="departments", rows=[{"id": 99, "department": "Late"}], source="graphql")
+    ingest_rows(
+        table="hired_employees",
+        rows=[{"id": 1, "name": "Ann", "datetime": "2022-01-01T00:00:00Z",
+               "department_id": 99, "job_id": 1}],
+        source="graphql",
+    )  # fmt: skip
+
+    answer = gql(RESTORE, {"table": "DEPARTMENTS"})
+
+    assert answer.codes == ["BAD_USER_INPUT"]
+    assert "would orphan 1 hired employees" in answer.errors[0]["message"]
+    assert departments() == [(1, "Recherche & Développement"), (2, "Ops"), (99, "Late")]

@@ -1,7 +1,8 @@
 """The stakeholders' metrics, aggregated in SQL on PostgreSQL and SQLite alike.
 
 Years and quarters are taken in UTC, the zone every hire datetime is stored in. The year's
-bounds are computed here as UTC datetimes, so the queries use the index on ``datetime``.
+bounds are computed here as UTC datetimes and compared with the stored column, so the database
+can use the index on ``datetime`` when a year is a small part of the table.
 """
 
 from __future__ import annotations

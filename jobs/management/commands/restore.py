@@ -14,6 +14,7 @@ from jobs.summary import render_table
 
 
 class Command(BaseCommand):
+    requires_system_checks: list[str] = []  # a data job: skip importing the URLs and GraphQL schema
     help = (
         "Replace a table's rows with a backup (its latest by default), after checking the whole "
         "file. Bad rows are rejected and logged; a restore that would orphan rows changes nothing."

@@ -24,6 +24,19 @@ from jobs.loading import load_sources
 SAMPLE_DIR = Path(settings.BASE_DIR) / "data" / "sample"
 
 
+def employee(row_id: Any, **changes: Any) -> dict[str, Any]:
+    """A valid hired_employees row (department 1, job 1) as a JSON caller sends it."""
+    row: dict[str, Any] = {
+        "id": row_id,
+        "name": f"Employee {row_id}",
+        "datetime": "2021-07-27T16:02:08Z",
+        "department_id": 1,
+        "job_id": 1,
+    }
+    row.update(changes)
+    return row
+
+
 @pytest.fixture
 def tokens(db: None) -> dict[str, str]:
     """One token per scope: ``tokens["read"]``, ``tokens["write"]``, ``tokens["admin"]``."""

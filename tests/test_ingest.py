@@ -14,21 +14,9 @@ from django.db import connection
 from backend.dictionary import HIRED_EMPLOYEES, MAX_BATCH_ROWS
 from backend.models import Batch, Department, HiredEmployee, Job, Rejection, Source
 from jobs.ingest import BatchResult, BatchSizeError, check_batch_size, ingest_rows
+from tests.conftest import employee
 
 pytestmark = pytest.mark.django_db
-
-
-def employee(row_id: Any, **changes: Any) -> dict[str, Any]:
-    """A valid hired_employees row (department 1, job 1) as a JSON caller sends it."""
-    row: dict[str, Any] = {
-        "id": row_id,
-        "name": f"Employee {row_id}",
-        "datetime": "2021-07-27T16:02:08Z",
-        "department_id": 1,
-        "job_id": 1,
-    }
-    row.update(changes)
-    return row
 
 
 def codes(result: BatchResult) -> dict[int, list[str]]:

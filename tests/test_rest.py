@@ -9,6 +9,7 @@ import pytest
 from django.test import Client, override_settings
 
 from backend.models import Batch, Department, HiredEmployee, Job, Rejection
+from tests.conftest import employee
 
 
 @pytest.fixture
@@ -31,18 +32,6 @@ def post(client: Client, tokens: dict[str, str], body: Any, scope: str = "write"
     return client.post(
         "/api/employees/", data=data, content_type="application/json", headers=auth(tokens, scope)
     )
-
-
-def employee(row_id: Any, **changes: Any) -> dict[str, Any]:
-    row = {
-        "id": row_id,
-        "name": f"Employee {row_id}",
-        "datetime": "2021-07-27T16:02:08Z",
-        "department_id": 1,
-        "job_id": 1,
-    }
-    row.update(changes)
-    return row
 
 
 def nothing_stored() -> bool:

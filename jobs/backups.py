@@ -161,11 +161,12 @@ def _write_avro(
     def records() -> Iterator[dict[str, Any]]:
         nonlocal count
         query = MODELS[spec.name].objects.order_by("pk").values_list(*columns)
-        for values in query.iterator(chunk_size=CHUNK_ROWS):
-            count += 1
-            if progress and count % CHUNK_ROWS == 0:
+        rows = query.iterator(chunk_size=CHUNK_ROWS)  # a server-side cursor on PostgreSQL
+        while chunk := list(islice(rows, CHUNK_ROWS)):
+            count += len(chunk)
+            yield from (dict(zip(columns, values)) for values in chunk)  # noqa: B905
+            if progress:
                 progress(spec.name, count)
-            yield dict(zip(columns, values, strict=True))
 
     metadata = {"roster.version": roster_version(), "roster.snapshot": snapshot.isoformat()}
     fastavro.writer(out, schema_for(spec), records(), codec=codec, metadata=metadata)

@@ -53,16 +53,26 @@ def pg_dsn(name: str) -> str:
     return f"host=127.0.0.1 port=5432 user=postgres dbname={name}"
 
 
-def recreate_database(name: str) -> None:
-    """Drop (if present) and create the database ``name``, from the ``postgres`` database."""
+def _admin(*statements: str) -> None:
+    """Run statements on the ``postgres`` database, outside a transaction (CREATE DATABASE)."""
     conn = psycopg2.connect(PG_ADMIN_DSN)
     conn.autocommit = True
     try:
         with conn.cursor() as cur:
-            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            cur.execute(f'CREATE DATABASE "{name}"')
+            for statement in statements:
+                cur.execute(statement)
     finally:
         conn.close()
+
+
+def drop_database(name: str) -> None:
+    """Drop the bench database ``name`` if it exists: a million rows are not worth keeping."""
+    _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def recreate_database(name: str) -> None:
+    """Drop (if present) and create the database ``name``, from the ``postgres`` database."""
+    _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', f'CREATE DATABASE "{name}"')
 
 
 def app_env(db_name: str) -> dict[str, str]:

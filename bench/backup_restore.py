@@ -37,6 +37,7 @@ from _common import (
     PYTHON,
     ROOT,
     database_url,
+    drop_database,
     median,
     pg_dsn,
     print_header,
@@ -355,11 +356,7 @@ def main() -> None:
                 return
             run(env, work, options.rows, options.rounds)
         finally:
-            conn = psycopg2.connect("host=127.0.0.1 port=5432 user=postgres dbname=postgres")
-            conn.autocommit = True
-            with conn.cursor() as cur:
-                cur.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
-            conn.close()
+            drop_database(DB_NAME)
 
 
 def run(env: dict[str, str], work: Path, rows: int, rounds: int) -> None:

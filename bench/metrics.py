@@ -27,10 +27,10 @@ from typing import Any
 import psycopg2
 import requests
 from _common import (
-    PG_ADMIN_DSN,
     ROOT,
     app_env,
     create_token,
+    drop_database,
     gunicorn,
     manage,
     median,
@@ -138,17 +138,6 @@ def prepare(rows: int) -> None:
     finally:
         conn.close()
     log(f"   filled hired_employees with {rows:,} rows in {time.perf_counter() - started:.1f} s")
-
-
-def drop_database(name: str) -> None:
-    """Drop the bench database: 1,000,000 rows are not worth keeping."""
-    conn = psycopg2.connect(PG_ADMIN_DSN)
-    conn.autocommit = True
-    try:
-        with conn.cursor() as cur:
-            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        conn.close()
 
 
 def captured_sql() -> dict[str, list[str]]:

@@ -7,7 +7,6 @@ CSV loader and the restore all call it, so a rule is enforced the same way every
 
 from __future__ import annotations
 
-import csv
 import io
 import logging
 import math
@@ -88,11 +87,14 @@ class CheckedRows:
     raws: list[Any]
     valid: dict[int, dict[str, Any]]
     reasons: dict[int, list[Reason]]
+    copy_lines: dict[int, str] | None = None
+    """Each valid row as a line of PostgreSQL ``COPY`` CSV, when the caller asked for them."""
 
 
-def check_rows(*, table: str | Table, rows: Iterable[Any]) -> CheckedRows:
+def check_rows(*, table: str | Table, rows: Iterable[Any], copy_lines: bool = False) -> CheckedRows:
     """Apply the dictionary's rules to each raw row. Pure Python: a loader can run it for the
-    next chunk while the database stores the previous one."""
+    next chunk while the database stores the previous one, and with ``copy_lines`` it also
+    formats the valid rows for PostgreSQL's ``COPY`` there."""
     spec = dictionary.table(table) if isinstance(table, str) else table
     raws = list(rows)
     valid: dict[int, dict[str, Any]] = {}
@@ -104,7 +106,11 @@ def check_rows(*, table: str | Table, rows: Iterable[Any]) -> CheckedRows:
             reasons[index] = broken
         else:
             valid[index] = row
-    return CheckedRows(spec, raws, valid, reasons)
+    lines = None
+    if copy_lines:
+        line = spec.copy_line
+        lines = {index: line(row) for index, row in valid.items()}
+    return CheckedRows(spec, raws, valid, reasons, lines)
 
 
 def ingest_rows(*, table: str | Table, rows: Iterable[Any], **options: Any) -> BatchResult:
@@ -151,6 +157,7 @@ def store_rows(
                     numbers=numbers,
                     valid=dict(checked.valid),
                     reasons={i: list(r) for i, r in checked.reasons.items()},
+                    copy_lines=checked.copy_lines,
                     source=str(source),
                     atomic=atomic,
                     uri=uri,
@@ -176,6 +183,7 @@ def _write_batch(
     numbers: list[int],
     valid: dict[int, dict[str, Any]],
     reasons: dict[int, list[Reason]],
+    copy_lines: dict[int, str] | None,
     source: str,
     atomic: bool,
     uri: str,
@@ -190,7 +198,7 @@ def _write_batch(
     if valid and not (atomic and reasons):
         try:
             with transaction.atomic():
-                stored_ids, failures = _insert(spec, valid)
+                stored_ids, failures = _insert(spec, valid, copy_lines)
                 conflicts = [i for i, row in valid.items() if row["id"] not in stored_ids]
                 for index in conflicts:
                     if index not in failures:
@@ -293,7 +301,9 @@ def _check_repeats(
             first_seen[row_id] = index
 
 
-def _insert(spec: Table, valid: dict[int, dict[str, Any]]) -> tuple[set[int], dict[int, Reason]]:
+def _insert(
+    spec: Table, valid: dict[int, dict[str, Any]], copy_lines: dict[int, str] | None = None
+) -> tuple[set[int], dict[int, Reason]]:
     """Bulk-insert the rows, skipping ids that exist already; return the ids stored.
 
     One multi-row ``INSERT ... ON CONFLICT (id) DO NOTHING RETURNING id`` per page, rows in id
@@ -302,6 +312,10 @@ def _insert(spec: Table, valid: dict[int, dict[str, Any]]) -> tuple[set[int], di
     as pgloader does, so good rows are never lost because of a neighbour.
     """
     ordered = sorted(valid.items(), key=lambda item: item[1]["id"])
+    if connection.vendor == "postgresql" and len(ordered) > _COPY_THRESHOLD:
+        copied = _copy_new_rows(spec, ordered, copy_lines)
+        if copied is not None:
+            return copied, {}
     per_statement = _rows_per_statement(len(spec.columns))
     stored: set[int] = set()
     failures: dict[int, Reason] = {}
@@ -350,27 +364,50 @@ def _insert_page(spec: Table, rows: list[dict[str, Any]]) -> list[int]:
         return [row_id for (row_id,) in cursor.fetchall()]
 
 
+def _copy_new_rows(
+    spec: Table, ordered: list[tuple[int, dict[str, Any]]], copy_lines: dict[int, str] | None
+) -> set[int] | None:
+    """PostgreSQL's fast path for file chunks: ``COPY`` the rows straight into the table, as
+    ``psql \\copy`` would, betting that their ids are new (a first load, a restore).
+
+    When the bet fails (an id exists already, a concurrent batch stored it first, or the
+    database refuses a row), the ``COPY`` is undone and ``None`` sends the chunk down the
+    ``ON CONFLICT`` path, which sorts every row out, one by one if it must. A look-up of the
+    chunk's ids first would cost more than the ``COPY`` it might save.
+    """
+    if copy_lines is None:
+        copy_lines = {index: spec.copy_line(row) for index, row in ordered}
+    payload = "".join([copy_lines[index] for index, _ in ordered])
+    try:
+        with transaction.atomic(), connection.cursor() as cursor, connection.wrap_database_errors:
+            cursor.copy_expert(_copy_statement(spec, spec.name), io.StringIO(payload), len(payload))
+    except IntegrityError:
+        return None
+    return {row["id"] for _, row in ordered}
+
+
+def _copy_statement(spec: Table, target: str) -> str:
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(c) for c in spec.column_names)
+    return f"COPY {quote(target)} ({columns}) FROM STDIN WITH (FORMAT csv)"
+
+
 def _copy_page(spec: Table, rows: list[dict[str, Any]]) -> list[int]:
     """PostgreSQL's fast path for file chunks: COPY into a session-private staging table,
     then one ``INSERT ... SELECT ... ON CONFLICT DO NOTHING RETURNING id`` into the table."""
     quote = connection.ops.quote_name
     columns = ", ".join(quote(c) for c in spec.column_names)
-    stage = quote(f"roster_stage_{spec.name}")
-    buffer = io.StringIO()
-    write = csv.writer(buffer, lineterminator="\n").writerow
-    names = spec.column_names
-    for row in rows:
-        write([row[c] for c in names])
-    buffer.seek(0)
+    stage = f"roster_stage_{spec.name}"
     with connection.cursor() as cursor:
         cursor.execute(
-            f"CREATE TEMP TABLE IF NOT EXISTS {stage} "
+            f"CREATE TEMP TABLE IF NOT EXISTS {quote(stage)} "
             f"(LIKE {quote(spec.name)} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
         )
-        cursor.execute(f"DELETE FROM {stage}")
-        cursor.copy_expert(f"COPY {stage} ({columns}) FROM STDIN WITH (FORMAT csv)", buffer)
+        cursor.execute(f"DELETE FROM {quote(stage)}")
+        payload = "".join([spec.copy_line(row) for row in rows])
+        cursor.copy_expert(_copy_statement(spec, stage), io.StringIO(payload), len(payload))
         cursor.execute(
-            f"INSERT INTO {quote(spec.name)} ({columns}) SELECT {columns} FROM {stage} "
+            f"INSERT INTO {quote(spec.name)} ({columns}) SELECT {columns} FROM {quote(stage)} "
             f"ORDER BY {quote('id')} ON CONFLICT ({quote('id')}) DO NOTHING RETURNING {quote('id')}"
         )
         return [row_id for (row_id,) in cursor.fetchall()]

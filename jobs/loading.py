@@ -15,13 +15,14 @@ from itertools import islice
 from pathlib import Path
 from urllib.parse import unquote
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from backend import dictionary
 from backend.models import LoadRun, Source
 from jobs.csv_files import CsvRow, read_rows, table_for
 from jobs.ingest import CheckedRows, check_rows, ingest_rows, store_rows
+from jobs.read_ahead import read_ahead
 from jobs.sources import SourceFile, in_dependency_order, resolve
 
 DEFAULT_CHUNK_SIZE = 5000
@@ -123,8 +124,14 @@ def load_source(
     try:
         with file.open() as stream:
             rows = (row for row in read_rows(stream, table) if row.line > run.last_line)
-            for chunk in _chunks(rows, chunk_size):
-                store(check_rows(table=table, rows=[row.raw for row in chunk]), chunk)
+            for_copy = connection.vendor == "postgresql"
+            checked = (
+                (check_rows(table=table, rows=[r.raw for r in chunk], copy_lines=for_copy), chunk)
+                for chunk in _chunks(rows, chunk_size)
+            )
+            with read_ahead(checked) as ready:
+                for chunk_checked, chunk in ready:
+                    store(chunk_checked, chunk)
     except Exception as error:
         LoadRun.objects.filter(pk=run.pk).update(
             status=LoadRun.Status.FAILED, error=str(error)[:2000], finished_at=timezone.now()

@@ -1,0 +1,90 @@
+"""Prepare the next chunk in a thread while the database stores this one.
+
+A load spends about half its time in Python (parsing, the dictionary's rules) and half
+waiting on PostgreSQL (``COPY``, the commit's foreign-key checks). psycopg2 lets go of the
+GIL while it waits, so a thread that reads and checks the next chunk meanwhile overlaps the
+two. The thread never touches the database: every write, and the run's progress, stays in the
+caller's thread and transaction, so a killed run still resumes after its last commit.
+
+Two interpreter settings make the overlap pay, and both are undone on the way out:
+
+- a short GIL switch interval (0.2 ms instead of 5 ms). The caller makes a dozen short
+  database calls per chunk, and after each one it waits for the GIL while the helper holds
+  it; at 5 ms a wait, that cost as much as the overlap saved (measured: 3.7 s for 200,000
+  rows either way, against 2.9 s at 0.2 ms);
+- fewer, cheaper garbage collections: ``gc.freeze()`` keeps the objects of Django's start-up
+  out of the collector's full passes, and a first generation of 10,000 objects instead of 700
+  lets a chunk's short-lived rows die before the collector looks at them (~15% together).
+"""
+
+from __future__ import annotations
+
+import gc
+import queue
+import sys
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from typing import TypeVar
+
+T = TypeVar("T")
+
+_DONE = object()
+_SWITCH_INTERVAL = 0.0002  # seconds
+_GC_FIRST_GENERATION = 10_000  # objects
+
+
+@contextmanager
+def read_ahead(items: Iterable[T], *, depth: int = 2) -> Iterator[Iterator[T]]:
+    """Iterate ``items`` in a helper thread, at most ``depth`` items ahead of the caller.
+
+    An error in the helper is raised in the caller at the item where it happened. Leaving
+    the ``with`` block early (an error while storing) stops the helper and waits for it, so
+    the source it reads can be closed safely afterwards.
+    """
+    ready: queue.Queue[tuple[object, BaseException | None]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def offer(entry: tuple[object, BaseException | None]) -> bool:
+        while not stop.is_set():
+            try:
+                ready.put(entry, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not offer((item, None)):
+                    return
+        except BaseException as error:  # handed to the caller, who raises it
+            offer((_DONE, error))
+            return
+        offer((_DONE, None))
+
+    def consume() -> Iterator[T]:
+        while True:
+            item, error = ready.get()
+            if error is not None:
+                raise error
+            if item is _DONE:
+                return
+            yield item  # type: ignore[misc]
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(min(interval, _SWITCH_INTERVAL))
+    thresholds = gc.get_threshold()
+    gc.set_threshold(max(thresholds[0], _GC_FIRST_GENERATION), *thresholds[1:])
+    gc.freeze()
+    helper = threading.Thread(target=produce, name="roster-read-ahead", daemon=True)
+    helper.start()
+    try:
+        yield consume()
+    finally:
+        stop.set()
+        helper.join()
+        gc.unfreeze()
+        gc.set_threshold(*thresholds)
+        sys.setswitchinterval(interval)

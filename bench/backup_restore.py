@@ -24,7 +24,6 @@ restore must replace are first marked, so a restore that kept them would show.
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
 import tempfile
@@ -36,7 +35,7 @@ import psycopg2
 from _common import (
     PYTHON,
     ROOT,
-    database_url,
+    app_env,
     drop_database,
     median,
     pg_dsn,
@@ -319,14 +318,7 @@ def restore_round(
 
 
 def bench_env(backup_dir: Path) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        DEBUG="1",
-        LOG_LEVEL="WARNING",
-        BACKUP_DIR=str(backup_dir),
-        DATABASE_URL=database_url(DB_NAME),
-        DJANGO_SETTINGS_MODULE="backend.settings",
-    )
+    env = {**app_env(DB_NAME), "BACKUP_DIR": str(backup_dir)}  # production settings
     env.pop("BACKUP_BUCKET", None)
     return env
 

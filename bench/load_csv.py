@@ -30,7 +30,7 @@ import psycopg2
 from _common import (
     PYTHON,
     ROOT,
-    database_url,
+    app_env,
     manage,
     pg_dsn,
     print_header,
@@ -96,16 +96,9 @@ def generate(folder: Path, rows: int, name: str) -> tuple[Path, Path, int]:
 
 
 def loader_env(db_name: str) -> dict[str, str]:
-    """The loader's environment: the bench database, DEBUG on, only errors logged (every
-    rejected row would otherwise be a WARNING line on stderr)."""
-    env = dict(os.environ)
-    env.update(
-        DEBUG="1",
-        LOG_LEVEL="ERROR",
-        DATABASE_URL=database_url(db_name),
-        DJANGO_SETTINGS_MODULE="backend.settings",
-    )
-    return env
+    """The loader's environment: production settings, the bench database, only errors logged
+    (every rejected row would otherwise be a WARNING line on stderr)."""
+    return {**app_env(db_name), "LOG_LEVEL": "ERROR"}
 
 
 def prepare(db_name: str) -> None:

@@ -7,6 +7,7 @@ CSV loader and the restore all call it, so a rule is enforced the same way every
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import math
@@ -87,6 +88,12 @@ class CheckedRows:
     raws: list[Any]
     valid: dict[int, dict[str, Any]]
     reasons: dict[int, list[Reason]]
+    order: list[int] = field(default_factory=list)
+    """The valid rows' indexes in id order: the order they are written in."""
+    referenced: dict[str, dict[int, list[int]]] = field(default_factory=dict)
+    """For each foreign key, the valid rows (indexes) that name each value."""
+    repeats: bool = False
+    """Whether an id appears on more than one valid row."""
     copy_lines: dict[int, str] | None = None
     """Each valid row as a line of PostgreSQL ``COPY`` CSV, when the caller asked for them."""
 
@@ -106,11 +113,20 @@ def check_rows(*, table: str | Table, rows: Iterable[Any], copy_lines: bool = Fa
             reasons[index] = broken
         else:
             valid[index] = row
+    order = sorted(valid, key=lambda index: valid[index]["id"])
+    referenced: dict[str, dict[int, list[int]]] = {}
+    for column in spec.foreign_keys:
+        groups: dict[int, list[int]] = {}
+        name = column.name
+        for index, row in valid.items():
+            groups.setdefault(row[name], []).append(index)
+        referenced[name] = groups
+    repeats = len({valid[index]["id"] for index in order}) < len(order)
     lines = None
     if copy_lines:
         line = spec.copy_line
         lines = {index: line(row) for index, row in valid.items()}
-    return CheckedRows(spec, raws, valid, reasons, lines)
+    return CheckedRows(spec, raws, valid, reasons, order, referenced, repeats, lines)
 
 
 def ingest_rows(*, table: str | Table, rows: Iterable[Any], **options: Any) -> BatchResult:
@@ -140,8 +156,8 @@ def store_rows(
     from the row (a CSV line's text). ``run`` ties the batch to the file load it is a chunk of.
     """
     spec, raws = checked.table, checked.raws
-    numbers = list(positions) if positions is not None else list(range(len(raws)))
-    logged = list(originals) if originals is not None else raws
+    numbers = positions if positions is not None else range(len(raws))
+    logged = originals if originals is not None else raws
     if not len(numbers) == len(logged) == len(raws):
         raise ValueError("positions and originals must cover every row")
     started_at = timezone.now()
@@ -157,7 +173,7 @@ def store_rows(
                     numbers=numbers,
                     valid=dict(checked.valid),
                     reasons={i: list(r) for i, r in checked.reasons.items()},
-                    copy_lines=checked.copy_lines,
+                    checked=checked,
                     source=str(source),
                     atomic=atomic,
                     uri=uri,
@@ -179,11 +195,11 @@ def _write_batch(
     *,
     spec: Table,
     raws: list[Any],
-    logged: list[Any],
-    numbers: list[int],
+    logged: Sequence[Any],
+    numbers: Sequence[int],
     valid: dict[int, dict[str, Any]],
     reasons: dict[int, list[Reason]],
-    copy_lines: dict[int, str] | None,
+    checked: CheckedRows,
     source: str,
     atomic: bool,
     uri: str,
@@ -191,15 +207,22 @@ def _write_batch(
     started_at: datetime,
 ) -> BatchResult:
     """Everything that needs the database, inside the batch's transaction."""
-    _check_references(spec, valid, reasons)
-    _check_repeats(valid, reasons, numbers)
+    _check_references(spec, valid, reasons, checked.referenced)
+    if checked.repeats:
+        _check_repeats(valid, reasons, numbers)
 
     inserted = 0
     if valid and not (atomic and reasons):
         try:
-            with transaction.atomic():
-                stored_ids, failures = _insert(spec, valid, copy_lines)
-                conflicts = [i for i, row in valid.items() if row["id"] not in stored_ids]
+            # Only an atomic batch may need to undo its insert (the batch's own transaction
+            # still holds everything); a savepoint is a round trip per batch.
+            with transaction.atomic() if atomic else contextlib.nullcontext():
+                stored_ids, failures = _insert(spec, valid, checked.order, checked.copy_lines)
+                conflicts = (
+                    []
+                    if stored_ids is None
+                    else [index for index, row in valid.items() if row["id"] not in stored_ids]
+                )
                 for index in conflicts:
                     if index not in failures:
                         row_id = valid[index]["id"]
@@ -256,38 +279,42 @@ def _write_batch(
 
 
 def _check_references(
-    spec: Table, valid: dict[int, dict[str, Any]], reasons: dict[int, list[Reason]]
+    spec: Table,
+    valid: dict[int, dict[str, Any]],
+    reasons: dict[int, list[Reason]],
+    referenced: dict[str, dict[int, list[int]]],
 ) -> None:
     """Reject rows whose foreign keys point nowhere: one query per referenced table.
 
     Every key of a row is checked before the row is dropped, so all its bad keys are reported.
+    ``referenced`` (from ``check_rows``) lists the rows that name each value, so only the rows
+    with a missing value are visited.
     """
     missing: dict[int, list[Reason]] = {}
     for column in spec.foreign_keys:
-        wanted = {row[column.name] for row in valid.values()}
-        if not wanted:
+        groups = referenced.get(column.name, {})
+        if not groups:
             continue
         model = MODELS[column.references]
-        ids = sorted(wanted)
+        ids = sorted(groups)
         step = connection.features.max_query_params or len(ids)
         existing: set[int] = set()
         for start in range(0, len(ids), step):
             chunk = ids[start : start + step]
             existing.update(model.objects.filter(id__in=chunk).values_list("id", flat=True))
         singular = column.name.removesuffix("_id")
-        for index, row in valid.items():
-            if row[column.name] not in existing:
-                message = f"{singular} {row[column.name]} does not exist"
-                missing.setdefault(index, []).append(
-                    Reason(column.name, "unknown_reference", message)
-                )
-    for index, found in missing.items():
+        for value in groups.keys() - existing:
+            reason = Reason(column.name, "unknown_reference", f"{singular} {value} does not exist")
+            for index in groups[value]:
+                if index in valid:
+                    missing.setdefault(index, []).append(reason)
+    for index, found in sorted(missing.items()):
         del valid[index]
         reasons.setdefault(index, []).extend(found)
 
 
 def _check_repeats(
-    valid: dict[int, dict[str, Any]], reasons: dict[int, list[Reason]], numbers: list[int]
+    valid: dict[int, dict[str, Any]], reasons: dict[int, list[Reason]], numbers: Sequence[int]
 ) -> None:
     """The first valid row with an id claims it; later rows with the same id are rejected."""
     first_seen: dict[int, int] = {}
@@ -302,20 +329,24 @@ def _check_repeats(
 
 
 def _insert(
-    spec: Table, valid: dict[int, dict[str, Any]], copy_lines: dict[int, str] | None = None
-) -> tuple[set[int], dict[int, Reason]]:
-    """Bulk-insert the rows, skipping ids that exist already; return the ids stored.
+    spec: Table,
+    valid: dict[int, dict[str, Any]],
+    order: list[int],
+    copy_lines: dict[int, str] | None = None,
+) -> tuple[set[int] | None, dict[int, Reason]]:
+    """Bulk-insert the valid rows in id order (``order`` may list rows dropped since),
+    skipping ids that exist already; return the ids stored (``None``: every row), and the
+    rows the database refused, with why.
 
     One multi-row ``INSERT ... ON CONFLICT (id) DO NOTHING RETURNING id`` per page, rows in id
     order so that concurrent batches take their locks in the same order and never deadlock. A
     page that still fails (a row deleted under us, say) is split until the bad rows are isolated,
     as pgloader does, so good rows are never lost because of a neighbour.
     """
-    ordered = sorted(valid.items(), key=lambda item: item[1]["id"])
-    if connection.vendor == "postgresql" and len(ordered) > _COPY_THRESHOLD:
-        copied = _copy_new_rows(spec, ordered, copy_lines)
-        if copied is not None:
-            return copied, {}
+    copy = connection.vendor == "postgresql" and len(valid) > _COPY_THRESHOLD
+    if copy and _copy_new_rows(spec, valid, order, copy_lines):
+        return None, {}
+    ordered = [(index, valid[index]) for index in order if index in valid]
     per_statement = _rows_per_statement(len(spec.columns))
     stored: set[int] = set()
     failures: dict[int, Reason] = {}
@@ -365,25 +396,28 @@ def _insert_page(spec: Table, rows: list[dict[str, Any]]) -> list[int]:
 
 
 def _copy_new_rows(
-    spec: Table, ordered: list[tuple[int, dict[str, Any]]], copy_lines: dict[int, str] | None
-) -> set[int] | None:
+    spec: Table,
+    valid: dict[int, dict[str, Any]],
+    order: list[int],
+    copy_lines: dict[int, str] | None,
+) -> bool:
     """PostgreSQL's fast path for file chunks: ``COPY`` the rows straight into the table, as
     ``psql \\copy`` would, betting that their ids are new (a first load, a restore).
 
     When the bet fails (an id exists already, a concurrent batch stored it first, or the
-    database refuses a row), the ``COPY`` is undone and ``None`` sends the chunk down the
+    database refuses a row), the ``COPY`` is undone and ``False`` sends the chunk down the
     ``ON CONFLICT`` path, which sorts every row out, one by one if it must. A look-up of the
     chunk's ids first would cost more than the ``COPY`` it might save.
     """
     if copy_lines is None:
-        copy_lines = {index: spec.copy_line(row) for index, row in ordered}
-    payload = "".join([copy_lines[index] for index, _ in ordered])
+        copy_lines = {index: spec.copy_line(row) for index, row in valid.items()}
+    payload = "".join([copy_lines[index] for index in order if index in valid])
     try:
         with transaction.atomic(), connection.cursor() as cursor, connection.wrap_database_errors:
             cursor.copy_expert(_copy_statement(spec, spec.name), io.StringIO(payload), len(payload))
     except IntegrityError:
-        return None
-    return {row["id"] for _, row in ordered}
+        return False
+    return True
 
 
 def _copy_statement(spec: Table, target: str) -> str:

@@ -50,6 +50,20 @@ class LoadSummary:
 Progress = Callable[[LoadSummary], None]
 
 
+@dataclass
+class _Chunk:
+    """A chunk of a file, checked: made in the read-ahead thread, stored in the caller's."""
+
+    checked: CheckedRows
+    lines: list[int]
+    texts: list[str]
+
+    @classmethod
+    def check(cls, table: dictionary.Table, rows: list[CsvRow], for_copy: bool) -> _Chunk:
+        lines, raws, texts = (list(column) for column in zip(*rows, strict=True))
+        return cls(check_rows(table=table, rows=raws, copy_lines=for_copy), lines, texts)
+
+
 def _chunks(rows: Iterator[CsvRow], size: int) -> Iterator[list[CsvRow]]:
     while chunk := list(islice(rows, size)):
         yield chunk
@@ -99,13 +113,13 @@ def load_source(
         return summary
     summary.skipped = run.read  # rows committed by an earlier, interrupted attempt
 
-    def store(checked: CheckedRows, rows: list[CsvRow]) -> None:
+    def store(chunk: _Chunk) -> None:
         """One chunk: its rows, its rejections and the run's progress commit together."""
         with transaction.atomic():
             outcome = store_rows(
-                checked,
-                originals=[row.text for row in rows],
-                positions=[row.line for row in rows],
+                chunk.checked,
+                originals=chunk.texts,
+                positions=chunk.lines,
                 source=Source.CSV,
                 uri=file.uri,
                 run=run,
@@ -113,7 +127,7 @@ def load_source(
             run.read += outcome.received
             run.inserted += outcome.inserted
             run.rejected += outcome.rejected
-            run.last_line = rows[-1].line
+            run.last_line = chunk.lines[-1]
             run.save(update_fields=["read", "inserted", "rejected", "last_line"])
         summary.read += outcome.received
         summary.inserted += outcome.inserted
@@ -125,13 +139,10 @@ def load_source(
         with file.open() as stream:
             rows = (row for row in read_rows(stream, table) if row.line > run.last_line)
             for_copy = connection.vendor == "postgresql"
-            checked = (
-                (check_rows(table=table, rows=[r.raw for r in chunk], copy_lines=for_copy), chunk)
-                for chunk in _chunks(rows, chunk_size)
-            )
-            with read_ahead(checked) as ready:
-                for chunk_checked, chunk in ready:
-                    store(chunk_checked, chunk)
+            chunks = (_Chunk.check(table, rows, for_copy) for rows in _chunks(rows, chunk_size))
+            with read_ahead(chunks) as ready:
+                for chunk in ready:
+                    store(chunk)
     except Exception as error:
         LoadRun.objects.filter(pk=run.pk).update(
             status=LoadRun.Status.FAILED, error=str(error)[:2000], finished_at=timezone.now()

@@ -75,11 +75,9 @@ def hires_by_quarter(*, year: int) -> list[QuarterlyHires]:
         .values("department_id", "job_id", "department__department", "job__job")
         .annotate(**quarters)
         .order_by("department__department", "job__job", "department_id", "job_id")
+        .values_list("department__department", "job__job", *quarters)
     )
-    return [
-        QuarterlyHires(row["department__department"], row["job__job"], *(row[q] for q in quarters))
-        for row in rows
-    ]
+    return [QuarterlyHires(*row) for row in rows]
 
 
 def hires_per_department(*, year: int) -> tuple[list[DepartmentHires], float]:

@@ -19,6 +19,7 @@ from backend import metrics, models
 from backend.models import Source
 from graph import selectors
 from graph.errors import bad_input, should_mask
+from graph.execution import LeafObjectExecutionContext
 from graph.pagination import Connection, paginate
 from graph.permissions import CanRead, CanWrite, IsAdmin
 from graph.types import (
@@ -181,6 +182,7 @@ class Mutation:
 schema = strawberry.Schema(
     query=Query,
     mutation=Mutation,
+    execution_context_class=LeafObjectExecutionContext,
     extensions=[
         lambda: QueryDepthLimiter(max_depth=settings.GRAPHQL_MAX_DEPTH),
         lambda: MaxAliasesLimiter(max_alias_count=settings.GRAPHQL_MAX_ALIASES),

@@ -1,0 +1,120 @@
+"""A shorter path through GraphQL execution for objects made only of plain leaf fields.
+
+graphql-core resolves every field on its own: a path entry, a ``ResolveInfo``, the resolver,
+the awaitable check, then the leaf's serializer. That is ~2.5 µs a field, and a year of
+``hiresByQuarter`` is 2,013 rows of 6 fields: 30 ms, as long as the rest of the request.
+
+For an object whose selected fields are all Strawberry's plain attribute fields (no resolver,
+no arguments, no permission, no extension, no ``@defer``) of a scalar or enum type, this
+execution context reads and serializes them directly. Anything else takes graphql-core's own
+path, and so does an object on which the short path meets anything unusual (a null in a
+non-null field, a value the scalar refuses): answers and errors stay exactly the standard ones.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+from graphql import (
+    GraphQLLeafType,
+    GraphQLObjectType,
+    Undefined,
+    get_nullable_type,
+    is_leaf_type,
+    is_non_null_type,
+)
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+from strawberry.schema.schema_converter import GraphQLCoreConverter
+from strawberry.types.field import StrawberryField
+
+
+class _LeafField(NamedTuple):
+    response_name: str
+    resolve: Any
+    leaf_type: GraphQLLeafType
+    non_null: bool
+
+
+class LeafObjectExecutionContext(StrawberryGraphQLCoreExecutionContext):
+    """Strawberry's execution context, with the short path for plain leaf-only objects."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # One plan per selection: every row of a list shares its grouped field set.
+        self._plans: dict[int, tuple[object, tuple[_LeafField, ...] | None]] = {}
+
+    def execute_fields(
+        self,
+        parent_type: GraphQLObjectType,
+        source_value: Any,
+        path: Any,
+        grouped_field_set: Any,
+        position_context: Any,
+    ) -> Any:
+        plan = self._plan(parent_type, grouped_field_set)
+        if plan is not None:
+            completed = _complete(plan, source_value)
+            if completed is not None:
+                return completed
+        return super().execute_fields(
+            parent_type, source_value, path, grouped_field_set, position_context
+        )
+
+    def _plan(
+        self, parent_type: GraphQLObjectType, grouped_field_set: Any
+    ) -> tuple[_LeafField, ...] | None:
+        cached = self._plans.get(id(grouped_field_set))
+        if cached is not None and cached[0] is grouped_field_set:
+            return cached[1]
+        # Strawberry passes a manager on every request; it matters when an extension has one.
+        wrapped = self.middleware_manager is not None and self.middleware_manager.middlewares
+        plan = None if wrapped else _leaf_plan(parent_type, grouped_field_set)
+        self._plans[id(grouped_field_set)] = (grouped_field_set, plan)
+        return plan
+
+
+def _leaf_plan(
+    parent_type: GraphQLObjectType, grouped_field_set: Any
+) -> tuple[_LeafField, ...] | None:
+    """How to complete the selection directly, or None if any field needs the full path."""
+    plan = []
+    for response_name, field_details_list in grouped_field_set.items():
+        if any(details.defer_usage is not None for details in field_details_list):
+            return None
+        node = field_details_list[0].node
+        field_def = parent_type.fields.get(node.name.value)  # None for __typename
+        if field_def is None or field_def.args or node.arguments:
+            return None
+        definition = (field_def.extensions or {}).get(GraphQLCoreConverter.DEFINITION_BACKREF)
+        resolve = field_def.resolve
+        if (
+            not isinstance(definition, StrawberryField)
+            or not definition.is_basic_field
+            or getattr(resolve, "__name__", None) != "_get_basic_result"
+        ):
+            return None
+        leaf_type = get_nullable_type(field_def.type)
+        if not is_leaf_type(leaf_type):
+            return None
+        plan.append(_LeafField(response_name, resolve, leaf_type, is_non_null_type(field_def.type)))
+    return tuple(plan)
+
+
+def _complete(plan: tuple[_LeafField, ...], source: Any) -> dict[str, Any] | None:
+    """The object's answer, or None to let graphql-core complete it (and report any error)."""
+    results: dict[str, Any] = {}
+    try:
+        for response_name, resolve, leaf_type, non_null in plan:
+            value = resolve(source, None)
+            if value is None:
+                if non_null:
+                    return None
+                results[response_name] = None
+                continue
+            serialized = leaf_type.serialize(value)
+            if serialized is Undefined or serialized is None:
+                return None
+            results[response_name] = serialized
+    except Exception:  # the standard path raises it again, as a located GraphQL error
+        return None
+    return results

@@ -162,10 +162,15 @@ def store_rows(
         raise ValueError("positions and originals must cover every row")
     started_at = timezone.now()
     clock = time.perf_counter()
+    # Inside a caller's transaction (a file chunk with its run's progress, a restore), that
+    # transaction is the unit: the batch takes no savepoint of its own (two round trips), and
+    # an error fails the caller's transaction, which the caller can start again.
+    nested = connection.in_atomic_block
+    attempts = 1 if nested else _DEADLOCK_RETRIES
 
-    for attempt in range(1, _DEADLOCK_RETRIES + 1):
+    for attempt in range(1, attempts + 1):
         try:
-            with transaction.atomic():
+            with transaction.atomic(savepoint=False):
                 result = _write_batch(
                     spec=spec,
                     raws=raws,
@@ -182,8 +187,8 @@ def store_rows(
                 )
             break
         except DatabaseError as error:
-            if attempt == _DEADLOCK_RETRIES or not _is_retryable(error):
-                _record_failure(spec, source, atomic, uri, len(raws), started_at, error)
+            if attempt == attempts or not _is_retryable(error):
+                _record_failure(spec, source, atomic, uri, len(raws), started_at, error, nested)
                 raise
             time.sleep(0.05 * attempt)
 
@@ -492,11 +497,18 @@ def _record_failure(
     received: int,
     started_at: datetime,
     error: Exception,
+    nested: bool,
 ) -> None:
-    """Leave an audit trace of a batch that rolled back on an unexpected database error."""
+    """Leave an audit trace of a batch that rolled back on an unexpected database error.
+
+    Inside a caller's transaction only the log line is left: that transaction is broken, and
+    the caller records the failure its own way (a load run's status, a restore's error).
+    """
     logger.error(
         "batch failed", extra={"table": spec.name, "source": str(source), "error": str(error)}
     )
+    if nested:
+        return
     try:
         Batch.objects.create(
             source=str(source),

@@ -25,7 +25,10 @@ from jobs.ingest import CheckedRows, check_rows, ingest_rows, store_rows
 from jobs.read_ahead import read_ahead
 from jobs.sources import SourceFile, in_dependency_order, resolve
 
-DEFAULT_CHUNK_SIZE = 5000
+DEFAULT_CHUNK_SIZE = 10_000
+"""Rows per transaction. Each chunk also pays a fixed ~7 ms (its audit row, the run's progress,
+the foreign-key look-ups, savepoint and commit round trips): 10,000 rows load 1M rows ~9% faster
+than 5,000, and memory stays flat either way (measured in docs/benchmarks.md)."""
 
 
 @dataclass

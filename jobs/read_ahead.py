@@ -73,18 +73,42 @@ def read_ahead(items: Iterable[T], *, depth: int = 2) -> Iterator[Iterator[T]]:
                 return
             yield item  # type: ignore[misc]
 
-    interval = sys.getswitchinterval()
-    sys.setswitchinterval(min(interval, _SWITCH_INTERVAL))
-    thresholds = gc.get_threshold()
-    gc.set_threshold(max(thresholds[0], _GC_FIRST_GENERATION), *thresholds[1:])
-    gc.freeze()
-    helper = threading.Thread(target=produce, name="roster-read-ahead", daemon=True)
-    helper.start()
+    with _tuned_interpreter():
+        helper = threading.Thread(target=produce, name="roster-read-ahead", daemon=True)
+        helper.start()
+        try:
+            yield consume()
+        finally:
+            stop.set()
+            helper.join()
+
+
+_tuning_lock = threading.Lock()
+_tuning_users = 0
+_saved: tuple[float, tuple[int, ...]] = (0.0, ())
+
+
+@contextmanager
+def _tuned_interpreter() -> Iterator[None]:
+    """The switch interval and collector settings above, for as long as any read-ahead runs.
+
+    They are process-wide, and two restores may run at once in one web worker's threads: the
+    first one in saves and sets them, and the last one out puts them back.
+    """
+    global _tuning_users, _saved
+    with _tuning_lock:
+        if _tuning_users == 0:
+            _saved = (sys.getswitchinterval(), gc.get_threshold())
+            sys.setswitchinterval(min(_saved[0], _SWITCH_INTERVAL))
+            gc.set_threshold(max(_saved[1][0], _GC_FIRST_GENERATION), *_saved[1][1:])
+            gc.freeze()
+        _tuning_users += 1
     try:
-        yield consume()
+        yield
     finally:
-        stop.set()
-        helper.join()
-        gc.unfreeze()
-        gc.set_threshold(*thresholds)
-        sys.setswitchinterval(interval)
+        with _tuning_lock:
+            _tuning_users -= 1
+            if _tuning_users == 0:
+                gc.unfreeze()
+                gc.set_threshold(*_saved[1])
+                sys.setswitchinterval(_saved[0])

@@ -53,7 +53,7 @@ class LeafObjectExecutionContext(StrawberryGraphQLCoreExecutionContext):
     ) -> Any:
         plan = self._plan(parent_type, grouped_field_set)
         if plan is not None:
-            completed = _complete(plan, source_value)
+            completed = _complete(plan, source_value, self.is_awaitable)
             if completed is not None:
                 return completed
         return super().execute_fields(
@@ -100,7 +100,9 @@ def _leaf_plan(
     return tuple(plan)
 
 
-def _complete(plan: tuple[_LeafField, ...], source: Any) -> dict[str, Any] | None:
+def _complete(
+    plan: tuple[_LeafField, ...], source: Any, is_awaitable: Any
+) -> dict[str, Any] | None:
     """The object's answer, or None to let graphql-core complete it (and report any error)."""
     results: dict[str, Any] = {}
     try:
@@ -111,7 +113,9 @@ def _complete(plan: tuple[_LeafField, ...], source: Any) -> dict[str, Any] | Non
                     return None
                 results[response_name] = None
                 continue
-            serialized = leaf_type.serialize(value)
+            if isinstance(value, Exception) or is_awaitable(value):
+                return None  # graphql-core reports the one and awaits the other
+            serialized = leaf_type.coerce_output_value(value)
             if serialized is Undefined or serialized is None:
                 return None
             results[response_name] = serialized

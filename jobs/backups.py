@@ -34,7 +34,7 @@ from backend import dictionary
 from backend.dictionary import Table
 from backend.models import MODELS, HiredEmployee, Source
 from jobs.avro import SchemaMismatch, check_writer_schema, fingerprint, schema_for
-from jobs.ingest import check_rows, store_rows
+from jobs.ingest import check_rows, in_transaction, store_rows
 from jobs.read_ahead import read_ahead
 
 CODECS = ("null", "deflate", "snappy", "zstandard", "bzip2", "xz", "lz4")
@@ -276,9 +276,10 @@ def restore_tables(
 ) -> list[RestoreSummary]:
     """Replace each table's rows with its backup, all in one transaction.
 
-    Every file is fetched and checked first (readable to the end, a compatible schema, the
-    manifest's checksum). Tables are emptied children first and filled parents first, so the
-    foreign keys hold; a restore that would orphan hired employees fails and changes nothing.
+    Every file is fetched and checked first (a compatible schema, the manifest's checksum and
+    row count, every block readable to the end). Tables are emptied children first and filled
+    parents first, so the foreign keys hold; a restore that would orphan hired employees fails
+    and changes nothing.
     """
     specs = _tables(tables)
     backups = backups or {}
@@ -291,13 +292,18 @@ def restore_tables(
     }
     with _fetched(storage, keys) as files:
         checked = {spec.name: _verify(spec, keys[spec.name], files[spec.name]) for spec in specs}
-        summaries = {spec.name: RestoreSummary(spec.name, keys[spec.name]) for spec in specs}
-        with transaction.atomic():
+
+        def replace() -> dict[str, RestoreSummary]:  # repeatable, should a deadlock undo it
+            summaries = {spec.name: RestoreSummary(spec.name, keys[spec.name]) for spec in specs}
             for spec in reversed(specs):  # children first; the keys are checked at commit
                 summaries[spec.name].replaced = _empty(spec)
             for spec in specs:  # parents first
+                files[spec.name].seek(0)
                 _refill(spec, files[spec.name], checked[spec.name], summaries[spec.name], progress)
             _check_orphans()
+            return summaries
+
+        summaries = in_transaction(replace)
     return [summaries[spec.name] for spec in specs]
 
 
@@ -330,11 +336,12 @@ class _fetched:
 
 
 def _verify(spec: Table, key: str, file: IO[bytes]) -> _Checked:
-    """Check the file before anything changes: checksum, schema, and every record.
+    """Check the file before anything changes: checksum, schema, and every block to its end.
 
-    When the manifest's sha256 matches, the file is byte for byte the one the backup wrote
-    and counted, so its records are read only once, by the refill, which still checks the
-    count before its transaction commits. Other files are read to their end here first.
+    When the manifest's sha256 matches, the file is byte for byte the one the backup wrote, so
+    reading its blocks (decompressed, each with its sync marker) and adding up their record
+    counts is enough; the refill decodes the records, once. Other files have every record
+    decoded here first.
     """
     manifest = _read_manifest(backup_storage(), key)
     digest, _ = _sha256(file)
@@ -344,8 +351,12 @@ def _verify(spec: Table, key: str, file: IO[bytes]) -> _Checked:
     try:
         reader = fastavro.reader(file)
         renames = check_writer_schema(spec, reader.writer_schema)
-        count = None if intact else sum(1 for _ in reader)
         ours = "roster.version" in reader.metadata
+        if intact:
+            file.seek(0)
+            count = sum(block.num_records for block in fastavro.block_reader(file))
+        else:
+            count = sum(1 for _ in reader)
     except SchemaMismatch as error:
         raise BackupError(f"{key}: {error}") from None
     except Exception as error:  # fastavro raises many kinds for a damaged file
@@ -360,19 +371,18 @@ def _verify(spec: Table, key: str, file: IO[bytes]) -> _Checked:
             "whether it is complete cannot be checked"
         )
     rows = manifest.get("rows") if manifest else None
-    expected = rows if isinstance(rows, int) and not isinstance(rows, bool) else None
-    if expected is not None and count is not None and expected != count:
-        raise BackupError(f"{key} holds {count} rows but its manifest says {expected}")
+    if isinstance(rows, int) and not isinstance(rows, bool) and rows != count:
+        raise BackupError(f"{key} holds {count} rows but its manifest says {rows}")
     renamed = {old: new for old, new in renames.items() if old != new}
-    return _Checked(renamed, expected)
+    return _Checked(renamed, count)
 
 
 @dataclass(frozen=True)
 class _Checked:
-    """What the check of a file found: legacy field names to rename, the expected count."""
+    """What the check of a file found: legacy field names to rename, and its row count."""
 
     renames: dict[str, str]
-    rows: int | None
+    rows: int
 
 
 def _refill(
@@ -405,9 +415,9 @@ def _refill(
             summary.rejected += outcome.rejected
             if progress:
                 progress(spec.name, summary.read)
-    if checked.rows is not None and summary.read != checked.rows:
+    if summary.read != checked.rows:  # the check found them; a safety net, not a check
         raise BackupError(
-            f"{summary.key} holds {summary.read} rows but its manifest says {checked.rows}; "
+            f"{summary.key}: read {summary.read} rows, but the check counted {checked.rows}; "
             "nothing was changed"
         )
     summary.seconds = time.perf_counter() - clock

@@ -14,10 +14,10 @@ import math
 import re
 import time
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import JSONField, Value
@@ -88,14 +88,18 @@ class CheckedRows:
     raws: list[Any]
     valid: dict[int, dict[str, Any]]
     reasons: dict[int, list[Reason]]
-    order: list[int] = field(default_factory=list)
+    order: list[int]
     """The valid rows' indexes in id order: the order they are written in."""
-    referenced: dict[str, dict[int, list[int]]] = field(default_factory=dict)
+    referenced: dict[str, dict[int, list[int]]]
     """For each foreign key, the valid rows (indexes) that name each value."""
-    repeats: bool = False
+    repeats: bool
     """Whether an id appears on more than one valid row."""
-    copy_lines: dict[int, str] | None = None
+    copy_lines: dict[int, str] | None
     """Each valid row as a line of PostgreSQL ``COPY`` CSV, when the caller asked for them."""
+
+    def __post_init__(self) -> None:
+        if len(self.order) != len(self.valid):  # a row missing here would never be written
+            raise ValueError("order must list every valid row: build CheckedRows with check_rows")
 
 
 def check_rows(*, table: str | Table, rows: Iterable[Any], copy_lines: bool = False) -> CheckedRows:
@@ -164,36 +168,60 @@ def store_rows(
     clock = time.perf_counter()
     # Inside a caller's transaction (a file chunk with its run's progress, a restore), that
     # transaction is the unit: the batch takes no savepoint of its own (two round trips), and
-    # an error fails the caller's transaction, which the caller can start again.
+    # the caller's ``in_transaction`` starts the whole unit again after a deadlock.
     nested = connection.in_atomic_block
-    attempts = 1 if nested else _DEADLOCK_RETRIES
 
-    for attempt in range(1, attempts + 1):
-        try:
-            with transaction.atomic(savepoint=False):
-                result = _write_batch(
-                    spec=spec,
-                    raws=raws,
-                    logged=logged,
-                    numbers=numbers,
-                    valid=dict(checked.valid),
-                    reasons={i: list(r) for i, r in checked.reasons.items()},
-                    checked=checked,
-                    source=str(source),
-                    atomic=atomic,
-                    uri=uri,
-                    run=run,
-                    started_at=started_at,
-                )
-            break
-        except DatabaseError as error:
-            if attempt == attempts or not _is_retryable(error):
-                _record_failure(spec, source, atomic, uri, len(raws), started_at, error, nested)
-                raise
-            time.sleep(0.05 * attempt)
+    def write() -> BatchResult:
+        with transaction.atomic(savepoint=False):
+            return _write_batch(
+                spec=spec,
+                raws=raws,
+                logged=logged,
+                numbers=numbers,
+                valid=dict(checked.valid),
+                reasons={i: list(r) for i, r in checked.reasons.items()},
+                checked=checked,
+                source=str(source),
+                atomic=atomic,
+                uri=uri,
+                run=run,
+                started_at=started_at,
+            )
+
+    try:
+        result = write() if nested else in_transaction(write)
+    except DatabaseError as error:
+        _record_failure(spec, source, atomic, uri, len(raws), started_at, error, nested)
+        raise
 
     _log(result, source=str(source), seconds=time.perf_counter() - clock)
     return result
+
+
+T = TypeVar("T")
+
+
+def in_transaction(work: Callable[[], T]) -> T:
+    """Run ``work`` in a transaction of its own, and again (up to 3 times) if PostgreSQL broke
+    a deadlock or a serialization failure by rolling it back: ``work`` must be safe to repeat.
+
+    Inside a caller's transaction ``work`` runs in a savepoint, all of it or none: only the
+    outermost transaction can be started again, so the retry belongs to whoever opened it.
+    """
+    if connection.in_atomic_block:
+        with transaction.atomic():
+            return work()
+    attempt = 1
+    while True:
+        try:
+            with transaction.atomic():
+                return work()
+        except DatabaseError as error:
+            if attempt == _DEADLOCK_RETRIES or not _is_retryable(error):
+                raise
+            logger.warning("transaction retried", extra={"attempt": attempt, "error": str(error)})
+            time.sleep(0.05 * attempt)
+            attempt += 1
 
 
 def _write_batch(
@@ -345,8 +373,10 @@ def _insert(
 
     One multi-row ``INSERT ... ON CONFLICT (id) DO NOTHING RETURNING id`` per page, rows in id
     order so that concurrent batches take their locks in the same order and never deadlock. A
-    page that still fails (a row deleted under us, say) is split until the bad rows are isolated,
-    as pgloader does, so good rows are never lost because of a neighbour.
+    page that still fails (a constraint the dictionary's rules did not foresee) is split until
+    the bad rows are isolated, as pgloader does, so good rows are never lost because of a
+    neighbour. Foreign keys are different: Django makes them ``DEFERRABLE INITIALLY DEFERRED``,
+    so a parent deleted after ``_check_references`` fails the whole batch at its commit.
     """
     copy = connection.vendor == "postgresql" and len(valid) > _COPY_THRESHOLD
     if copy and _copy_new_rows(spec, valid, order, copy_lines):
@@ -409,8 +439,8 @@ def _copy_new_rows(
     """PostgreSQL's fast path for file chunks: ``COPY`` the rows straight into the table, as
     ``psql \\copy`` would, betting that their ids are new (a first load, a restore).
 
-    When the bet fails (an id exists already, a concurrent batch stored it first, or the
-    database refuses a row), the ``COPY`` is undone and ``False`` sends the chunk down the
+    When the bet fails (an id exists already, a concurrent batch stored it first, or a check
+    constraint refuses a row), the ``COPY`` is undone and ``False`` sends the chunk down the
     ``ON CONFLICT`` path, which sorts every row out, one by one if it must. A look-up of the
     chunk's ids first would cost more than the ``COPY`` it might save.
     """
@@ -432,8 +462,9 @@ def _copy_statement(spec: Table, target: str) -> str:
 
 
 def _copy_page(spec: Table, rows: list[dict[str, Any]]) -> list[int]:
-    """PostgreSQL's fast path for file chunks: COPY into a session-private staging table,
-    then one ``INSERT ... SELECT ... ON CONFLICT DO NOTHING RETURNING id`` into the table."""
+    """A large page on PostgreSQL when the straight ``COPY`` met a conflict: ``COPY`` into a
+    session-private staging table, then one ``INSERT ... SELECT ... ON CONFLICT DO NOTHING
+    RETURNING id`` into the table, which skips the ids that exist."""
     quote = connection.ops.quote_name
     columns = ", ".join(quote(c) for c in spec.column_names)
     stage = f"roster_stage_{spec.name}"
@@ -444,7 +475,8 @@ def _copy_page(spec: Table, rows: list[dict[str, Any]]) -> list[int]:
         )
         cursor.execute(f"DELETE FROM {quote(stage)}")
         payload = "".join([spec.copy_line(row) for row in rows])
-        cursor.copy_expert(_copy_statement(spec, stage), io.StringIO(payload), len(payload))
+        with connection.wrap_database_errors:
+            cursor.copy_expert(_copy_statement(spec, stage), io.StringIO(payload), len(payload))
         cursor.execute(
             f"INSERT INTO {quote(spec.name)} ({columns}) SELECT {columns} FROM {quote(stage)} "
             f"ORDER BY {quote('id')} ON CONFLICT ({quote('id')}) DO NOTHING RETURNING {quote('id')}"

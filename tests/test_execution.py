@@ -44,7 +44,19 @@ BROKEN = [*ROWS, Row(id=3, name="Linus", colour=Colour.RED, note=None, count=Non
 
 
 @strawberry.type
+class Odd:
+    value: int  # an Exception on one object: graphql-core reports it as that field's error
+
+
+ODD = [Odd(value=1), Odd(value=ValueError("no value here"))]  # type: ignore[arg-type]
+
+
+@strawberry.type
 class Query:
+    @strawberry.field
+    def odd(self) -> list[Odd | None]:
+        return ODD
+
     @strawberry.field
     def rows(self) -> list[Row]:
         return ROWS
@@ -124,3 +136,9 @@ def test_a_null_in_a_non_null_field_is_the_standard_located_error() -> None:
     assert errors == [
         ("Cannot return null for non-nullable field Row.count.", ["broken", 2, "count"])
     ]
+
+
+def test_a_value_that_is_an_exception_is_the_standard_located_error() -> None:
+    data, errors = answers("{ odd { value } }")
+    assert data == {"odd": [{"value": 1}, None]}
+    assert errors == [("no value here", ["odd", 1, "value"])]

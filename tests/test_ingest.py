@@ -9,11 +9,18 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from django.db import connection
+from django.db import DatabaseError, IntegrityError, connection, transaction
 
 from backend.dictionary import HIRED_EMPLOYEES, MAX_BATCH_ROWS
 from backend.models import Batch, Department, HiredEmployee, Job, Rejection, Source
-from jobs.ingest import BatchResult, BatchSizeError, check_batch_size, ingest_rows
+from jobs.ingest import (
+    BatchResult,
+    BatchSizeError,
+    check_batch_size,
+    check_rows,
+    in_transaction,
+    ingest_rows,
+)
 from tests.conftest import employee
 
 pytestmark = pytest.mark.django_db
@@ -695,3 +702,86 @@ def test_concurrent_writers_of_the_same_ids_in_opposite_orders_do_not_deadlock()
     assert stored_ids() == ids
     assert Rejection.objects.count() == 600
     assert Batch.objects.filter(status="completed").count() == 3
+
+
+# --- transactions started again, and the COPY path's CSV ----------------------------------
+
+
+class _Deadlock(Exception):
+    """What psycopg2 raises when PostgreSQL breaks a deadlock (Django wraps it)."""
+
+    pgcode = "40P01"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_in_transaction_starts_again_after_a_deadlock_and_keeps_one_outcome() -> None:
+    calls: list[int] = []
+
+    def work() -> int:
+        calls.append(len(calls) + 1)
+        Department.objects.create(id=900 + len(calls), department=f"Try {len(calls)}")
+        if len(calls) == 1:
+            raise DatabaseError("deadlock detected") from _Deadlock()
+        return len(calls)
+
+    assert in_transaction(work) == 2
+    assert list(Department.objects.values_list("id", flat=True)) == [902]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_in_transaction_does_not_repeat_other_errors() -> None:
+    calls: list[int] = []
+
+    def work() -> None:
+        calls.append(1)
+        Department.objects.create(id=901, department="Once")
+        Department.objects.create(id=901, department="Twice")
+
+    with pytest.raises(IntegrityError):
+        in_transaction(work)
+    assert calls == [1]
+    assert Department.objects.count() == 0
+
+
+def test_in_transaction_inside_a_callers_transaction_is_a_savepoint_and_no_retry(db) -> None:
+    calls: list[int] = []
+
+    def work() -> None:
+        calls.append(1)
+        Department.objects.create(id=903, department="Undone")
+        raise DatabaseError("deadlock detected") from _Deadlock()
+
+    with transaction.atomic():
+        Department.objects.create(id=904, department="Kept")
+        with pytest.raises(DatabaseError):
+            in_transaction(work)
+        assert list(Department.objects.values_list("id", flat=True)) == [904]
+    assert calls == [1]
+
+
+def test_check_rows_is_the_only_way_to_build_checked_rows() -> None:
+    checked = check_rows(table="departments", rows=[{"id": 1, "department": "A"}])
+    with pytest.raises(ValueError, match="order must list every valid row"):
+        type(checked)(checked.table, checked.raws, checked.valid, {}, [], {}, False, None)
+
+
+TRICKY_NAMES = [
+    "Comma, Inc.",
+    'Quote "the" name',
+    "Line\nbreak",
+    "Carriage\rreturn",
+    "Back\\slash \\. \\N",
+    "NULL",
+    "Ünïcödé 名前 🎉",
+    "Tab\tinside",
+]
+
+
+def test_a_file_chunk_stores_every_character_of_its_names_exactly(seeded: None) -> None:
+    """More than 1000 rows from a file: COPY on PostgreSQL, multi-row INSERTs on SQLite."""
+    rows = [employee(i, name=TRICKY_NAMES[i % len(TRICKY_NAMES)] + f" {i}") for i in range(1, 1501)]
+    result = ingest(rows, source=Source.CSV)
+    assert (result.inserted, result.rejected) == (1500, 0)
+    stored = dict(HiredEmployee.objects.values_list("id", "name"))
+    assert stored == {row["id"]: row["name"] for row in rows}
+    assert HiredEmployee.objects.get(id=1).datetime == datetime(2021, 7, 27, 16, 2, 8, tzinfo=UTC)

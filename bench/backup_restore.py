@@ -37,6 +37,7 @@ from _common import (
     ROOT,
     app_env,
     drop_database,
+    manage,
     median,
     pg_dsn,
     print_header,
@@ -161,15 +162,6 @@ def timed(cmd: list[str], env: dict[str, str]) -> Run:
             raise RuntimeError(f"{' '.join(cmd)} failed:\n{done.stdout}\n{done.stderr}")
         _, max_kb = report.read().split()[-2:]
     return Run(elapsed, int(max_kb) / 1024, done.stdout)
-
-
-def manage(env: dict[str, str], *args: str) -> str:
-    done = subprocess.run(
-        [PYTHON, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
-    return done.stdout
 
 
 def sql(statement: str, params: dict[str, object] | None = None) -> list[tuple[object, ...]]:

@@ -167,6 +167,18 @@ def baseline_insert(conn: Any, ids: Ids) -> float:
     return time.perf_counter() - started
 
 
+def _run_together(threads: list[threading.Thread], barrier: threading.Barrier) -> float:
+    """Start ``threads``, release them at once through ``barrier`` (which counts this thread
+    too), and return the wall-clock seconds until the last one is done."""
+    for thread in threads:
+        thread.start()
+    barrier.wait()
+    started = time.perf_counter()
+    for thread in threads:
+        thread.join()
+    return time.perf_counter() - started
+
+
 def database_ceiling(ids: Ids, *, clients: int, batches_each: int) -> float:
     """Rows/s of ``clients`` threads doing nothing but baseline (b) at once: the most the
     database itself takes on this machine, whatever the server in front of it does."""
@@ -178,14 +190,7 @@ def database_ceiling(ids: Ids, *, clients: int, batches_each: int) -> float:
         for _ in range(batches_each):
             baseline_insert(conn, ids)
 
-    threads = [threading.Thread(target=client, args=(conn,)) for conn in conns]
-    for thread in threads:
-        thread.start()
-    barrier.wait()
-    started = time.perf_counter()
-    for thread in threads:
-        thread.join()
-    wall = time.perf_counter() - started
+    wall = _run_together([threading.Thread(target=client, args=(conn,)) for conn in conns], barrier)
     for conn in conns:
         conn.close()
     return clients * batches_each * ROWS / wall
@@ -217,13 +222,7 @@ def run_clients(
                 errors.append(error)
 
     threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
-    for thread in threads:
-        thread.start()
-    barrier.wait()
-    started = time.perf_counter()
-    for thread in threads:
-        thread.join()
-    wall = time.perf_counter() - started
+    wall = _run_together(threads, barrier)
     if errors:
         raise errors[0]
     return wall, [x for per_client in latencies for x in per_client]

@@ -8,14 +8,14 @@ and ends with exactly the rows and rejections of a clean run.
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from itertools import islice
-from pathlib import Path
 from urllib.parse import unquote
 
-from django.db import connection
+from django.db import DatabaseError, connection
 from django.utils import timezone
 
 from backend import dictionary
@@ -29,8 +29,11 @@ from jobs.ingest import (
     ingest_rows,
     store_rows,
 )
+from jobs.locks import transaction_lock, work_lock
 from jobs.read_ahead import read_ahead
 from jobs.sources import SourceFile, in_dependency_order, resolve
+
+logger = logging.getLogger("roster.loading")
 
 DEFAULT_CHUNK_SIZE = 10_000
 """Rows per transaction. Each chunk also pays a fixed ~7 ms (its audit row, the run's progress,
@@ -80,7 +83,9 @@ def _chunks(rows: Iterator[CsvRow], size: int) -> Iterator[list[CsvRow]]:
 
 
 def _start_run(file: SourceFile, table: str, force: bool) -> tuple[LoadRun, bool]:
-    """The run to carry on (a killed one resumes) or a new one; ``True`` when it is done already."""
+    """The run to carry on (a killed or failed one resumes) or a new one; ``True`` when it is
+    done already. The caller holds the source's lock, so a ``running`` run found here belongs
+    to a process that died: no live process is loading it."""
     previous = (
         LoadRun.objects.filter(uri=file.uri, size=file.size, fingerprint=file.fingerprint)
         .order_by("-started_at", "-id")
@@ -91,7 +96,8 @@ def _start_run(file: SourceFile, table: str, force: bool) -> tuple[LoadRun, bool
             return previous, True
         previous.status = LoadRun.Status.RUNNING
         previous.error = ""
-        previous.save(update_fields=["status", "error"])
+        previous.finished_at = None
+        previous.save(update_fields=["status", "error", "finished_at"])
         return previous, False
     run = LoadRun.objects.create(
         uri=file.uri,
@@ -102,6 +108,32 @@ def _start_run(file: SourceFile, table: str, force: bool) -> tuple[LoadRun, bool
         started_at=timezone.now(),
     )
     return run, False
+
+
+def _source_lock_name(file: SourceFile) -> str:
+    """The identity two loads of the same source share: its URI and fingerprint."""
+    return f"load:{file.uri}@{file.fingerprint}"
+
+
+def _record_failure(run_id: int, error: BaseException) -> None:
+    """Mark the run failed, with its error. The error may have taken the connection with it
+    (the database restarted), so a second attempt runs on a fresh connection. If the database
+    is still gone, the run stays ``running`` and the next run resumes it all the same."""
+    message = (f"{type(error).__name__}: {error}".strip())[:2000]
+    for attempt in (1, 2):
+        try:
+            LoadRun.objects.filter(pk=run_id).update(
+                status=LoadRun.Status.FAILED, error=message, finished_at=timezone.now()
+            )
+            return
+        except DatabaseError as failure:
+            if attempt == 2 or connection.in_atomic_block:
+                logger.error(
+                    "could not record the failed run",
+                    extra={"run_id": run_id, "error": message, "cause": str(failure)},
+                )
+                return
+            connection.close()
 
 
 def load_source(
@@ -115,6 +147,20 @@ def load_source(
     """Load one file into ``table``; rerunning an unchanged, completed file is a no-op."""
     if chunk_size < 1:
         raise ValueError("the chunk size must be at least 1")
+    with work_lock(_source_lock_name(file)):
+        return _load_locked(file=file, table=table, chunk_size=chunk_size, force=force,
+                            progress=progress)  # fmt: skip
+
+
+def _load_locked(
+    *,
+    file: SourceFile,
+    table: dictionary.Table,
+    chunk_size: int,
+    force: bool,
+    progress: Progress | None,
+) -> LoadSummary:
+    """``load_source``'s work, with the source's lock held."""
     clock = time.perf_counter()
     run, done = _start_run(file, table.name, force)
     summary = LoadSummary(uri=file.uri, table=table.name, run_id=run.id)
@@ -163,9 +209,7 @@ def load_source(
                 for chunk in ready:
                     store(chunk)
     except Exception as error:
-        LoadRun.objects.filter(pk=run.pk).update(
-            status=LoadRun.Status.FAILED, error=str(error)[:2000], finished_at=timezone.now()
-        )
+        _record_failure(run.pk, error)
         raise
     run.status = LoadRun.Status.COMPLETED
     run.finished_at = timezone.now()
@@ -192,12 +236,6 @@ def load_sources(
     ]
 
 
-def load_file(*, path: Path, table: str | None = None, force: bool = False) -> LoadSummary:
-    """Load one local file (the demo and the tests use this)."""
-    (summary,) = load_sources([str(path)], table=table, force=force)
-    return summary
-
-
 def load_chunk(
     *, uri: str, fingerprint: str, table: dictionary.Table, rows: list[tuple[int, dict]]
 ) -> LoadSummary:
@@ -219,6 +257,9 @@ def load_chunk(
     clock = time.perf_counter()
 
     def write() -> tuple[LoadRun, bool]:  # repeatable: everything it writes rolls back together
+        # A retried chunk may run while the first attempt is still storing it: whoever comes
+        # second waits here, then finds the chunk's completed run.
+        transaction_lock(f"load:{chunk_uri}@{fingerprint}")
         done = LoadRun.objects.filter(
             uri=chunk_uri, fingerprint=fingerprint, status=LoadRun.Status.COMPLETED
         ).first()

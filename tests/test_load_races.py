@@ -1,0 +1,343 @@
+"""Loads under races and faults, in real processes: one source loads once, however often and
+however concurrently it is started, and a run that fails says so and resumes.
+
+The children use the suite's own test database (SQLite file or PostgreSQL), so these run on
+both; the test that kills a connection mid-load needs a server and always uses PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import io
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import boto3
+import psycopg2
+import pytest
+from django.conf import settings
+from django.db import connection
+
+from backend import dictionary
+from backend.models import Batch, Department, HiredEmployee, Job, LoadRun, Rejection
+from jobs.loading import load_source
+from jobs.sources import SourceFile, resolve
+from tests.test_load_csv import _generated_file
+
+ROOT = Path(settings.BASE_DIR)
+MAIN_SERVER = "postgres://postgres@127.0.0.1:5432"
+
+
+def _suite_database_url() -> str:
+    db = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{db['NAME']}"
+    return f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+
+
+def _child_env(database_url: str | None = None, **extra: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "DATABASE_URL": database_url or _suite_database_url(),
+        "DEBUG": "1",
+        "LOG_LEVEL": "INFO",
+        **extra,
+    }
+
+
+class _Child:
+    """A child process whose output goes to files: a pipe nobody reads while we wait would
+    fill up with the child's log lines and stall it mid-transaction."""
+
+    def __init__(self, command: list[str], env: dict[str, str], folder: Path) -> None:
+        name = uuid.uuid4().hex[:8]
+        self.out, self.err = folder / f"{name}.out", folder / f"{name}.err"
+        with self.out.open("w") as out, self.err.open("w") as err:
+            self.process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=err)
+
+    def poll(self) -> int | None:
+        return self.process.poll()
+
+    def kill(self) -> None:
+        self.process.kill()
+
+    def finish(self, timeout: float = 120) -> tuple[int, str, str]:
+        """Wait for the child: its exit code, stdout and stderr."""
+        try:
+            code = self.process.wait(timeout=timeout)
+        finally:
+            self.process.kill()
+        return code, self.out.read_text(), self.err.read_text()
+
+
+def _seed_references() -> None:
+    for i in (1, 2, 3):
+        Department.objects.create(id=i, department=f"D{i}")
+        Job.objects.create(id=i, job=f"J{i}")
+
+
+def _wait_for(condition: Any, what: str, child: _Child | None = None, seconds: float = 60) -> None:
+    """Poll ``condition``; on a timeout, kill ``child`` and show what it said."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        if child is not None and child.poll() is not None:
+            break
+        time.sleep(0.02)
+    said = ""
+    if child is not None:
+        child.kill()
+        said = child.finish()[2][-3000:]
+    raise AssertionError(f"timed out waiting for {what}\n{said}")
+
+
+def _assert_one_clean_run(uri_part: str, rows: int, bad: set[int]) -> None:
+    """The tables, the rejection log and load_runs equal those of one clean run."""
+    assert HiredEmployee.objects.count() == rows - len(bad)
+    assert Rejection.objects.count() == len(bad), "a bad row was logged more than once"
+    assert set(Rejection.objects.values_list("position", flat=True)) == bad
+    assert not Rejection.objects.exclude(reasons__0__code="invalid_datetime").exists()
+    (run,) = LoadRun.objects.filter(uri__contains=uri_part)
+    assert (run.status, run.read, run.inserted, run.rejected, run.last_line) == (
+        "completed",
+        rows,
+        rows - len(bad),
+        len(bad),
+        rows,
+    )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_load_csv_processes_on_one_file_load_it_once(tmp_path: Path) -> None:
+    _seed_references()
+    path = tmp_path / "hired_employees.csv"
+    rows = 30_000
+    bad = _generated_file(path, rows)
+    command = [sys.executable, "manage.py", "load_csv", str(path), "--chunk-size", "1000"]
+
+    def start() -> _Child:
+        return _Child(command, _child_env(), tmp_path)
+
+    first = start()
+    _wait_for(
+        lambda: LoadRun.objects.filter(last_line__gt=0).exists(),
+        "the first load's first chunk",
+        first,
+    )
+    second = start()  # the first is mid-run: the second must wait for it, not load beside it
+    outputs = [child.finish() for child in (first, second)]
+
+    assert [code for code, _, _ in outputs] == [0, 0], outputs
+    assert "(unchanged)" not in outputs[0][1]
+    assert "(unchanged)" in outputs[1][1], "the second load should find the first one's run"
+    assert "waiting for another process" in outputs[1][2]
+    _assert_one_clean_run(path.name, rows, bad)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_redelivered_s3_event_loads_the_object_once(tmp_path: Path, bucket: str) -> None:
+    _seed_references()
+    path = tmp_path / "hired_employees.csv"
+    rows = 30_000
+    bad = _generated_file(path, rows)
+    boto3.client("s3").upload_file(str(path), bucket, "landing/hired_employees.csv")
+    event = {"Records": [{"s3": {"bucket": {"name": bucket},
+                                 "object": {"key": "landing/hired_employees.csv"}}}]}  # fmt: skip
+    invoke = "import json, sys; from lambdas.load_csv import handler; "
+    invoke += "print(json.dumps(handler(json.loads(sys.argv[1]))))"
+
+    def deliver() -> _Child:
+        return _Child([sys.executable, "-c", invoke, json.dumps(event)], _child_env(), tmp_path)
+
+    first = deliver()
+    _wait_for(
+        lambda: LoadRun.objects.filter(last_line__gt=0).exists(),
+        "the first delivery's chunk",
+        first,
+    )
+    second = deliver()
+    outputs = [child.finish() for child in (first, second)]
+
+    assert [code for code, _, _ in outputs] == [0, 0], outputs
+    answers = [json.loads(out.strip().splitlines()[-1]) for _, out, _ in outputs]
+    assert [answer["runs"][0]["unchanged"] for answer in answers] == [False, True]
+    assert answers[0]["runs"][0]["inserted"] == rows - len(bad)
+    _assert_one_clean_run("hired_employees.csv", rows, bad)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_distributed_map_chunk_retried_concurrently_is_stored_once(tmp_path: Path) -> None:
+    _seed_references()
+    rows, bad = 5000, set(range(7, 5000, 97))
+    items = [
+        {"index": i - 1, "row": {"id": str(i), "name": f"Name {i}",
+                                 "datetime": "nope" if i in bad else "2021-03-01T10:00:00Z",
+                                 "department_id": "1", "job_id": "2"}}
+        for i in range(1, rows + 1)
+    ]  # fmt: skip
+    event = {"BatchInput": {"bucket": "landing", "key": "hired_employees.csv", "etag": '"e1"'},
+             "Items": items}  # fmt: skip
+    event_file = tmp_path / "event.json"
+    event_file.write_text(json.dumps(event))
+    invoke = "import json, sys; from lambdas.load_chunk import handler; "
+    invoke += "print(json.dumps(handler(json.load(open(sys.argv[1])))))"
+    command = [sys.executable, "-c", invoke, str(event_file)]
+    for _ in range(3):  # the same retried batch, three times at once, more than once
+        children = [_Child(command, _child_env(), tmp_path) for _ in range(3)]
+        outputs = [child.finish() for child in children]
+        assert [code for code, _, _ in outputs] == [0, 0, 0], outputs
+
+    assert HiredEmployee.objects.count() == rows - len(bad)
+    assert Rejection.objects.count() == len(bad)
+    assert set(Rejection.objects.values_list("position", flat=True)) == bad
+    (run,) = LoadRun.objects.all()
+    assert (run.status, run.read, run.inserted, run.rejected) == (
+        "completed", rows, rows - len(bad), len(bad),
+    )  # fmt: skip
+    assert Batch.objects.count() == 1
+
+
+# --- a run that fails ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _BrokenSource(SourceFile):
+    """A real file whose reads fail with EIO after ``fail_after`` bytes, as a dying disk or a
+    dropped S3 connection would."""
+
+    path: str = ""
+    fail_after: int = 0
+
+    @contextmanager
+    def open(self) -> Iterator[IO[bytes]]:
+        with Path(self.path).open("rb") as stream:
+            yield _FailingStream(stream, self.fail_after)  # type: ignore[misc]
+
+
+class _FailingStream(io.RawIOBase):
+    def __init__(self, stream: IO[bytes], fail_after: int) -> None:
+        super().__init__()
+        self.stream, self.left = stream, fail_after
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if self.left <= 0:
+            raise OSError(errno.EIO, "Input/output error")
+        block = self.stream.read(min(len(buffer), self.left))
+        self.left -= len(block)
+        buffer[: len(block)] = block
+        return len(block)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failed_run_is_recorded_with_its_error_and_the_next_run_resumes(tmp_path: Path) -> None:
+    _seed_references()
+    path = tmp_path / "hired_employees.csv"
+    rows = 20_000
+    bad = _generated_file(path, rows)
+    (real,) = resolve(str(path))
+    broken = _BrokenSource(**vars(real), path=str(path), fail_after=path.stat().st_size // 2)
+    table = dictionary.table("hired_employees")
+
+    with pytest.raises(OSError, match="Input/output error"):
+        load_source(file=broken, table=table, chunk_size=1000)
+
+    (failed,) = LoadRun.objects.all()
+    assert failed.status == "failed"
+    assert failed.error == "OSError: [Errno 5] Input/output error"
+    assert failed.finished_at is not None
+    assert 0 < failed.last_line < rows
+
+    summary = load_source(file=real, table=table, chunk_size=1000)
+
+    assert (summary.status, summary.skipped) == ("completed", failed.read)
+    (run,) = LoadRun.objects.all()
+    assert (run.error, run.finished_at is not None) == ("", True)
+    _assert_one_clean_run(path.name, rows, bad)
+
+
+@contextmanager
+def _postgres_database() -> Iterator[str]:
+    """A migrated PostgreSQL database of this test's own on the main server, dropped after."""
+    name = f"roster_fault_{uuid.uuid4().hex[:10]}"
+    admin = psycopg2.connect(f"{MAIN_SERVER}/postgres")
+    admin.autocommit = True
+    with admin.cursor() as cursor:
+        cursor.execute(f'CREATE DATABASE "{name}"')
+    url = f"{MAIN_SERVER}/{name}"
+    try:
+        subprocess.run(
+            [sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=_child_env(url),
+            check=True, capture_output=True,
+        )  # fmt: skip
+        yield url
+    finally:
+        with admin.cursor() as cursor:
+            cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+
+def _query(url: str, sql: str) -> list[tuple[Any, ...]]:
+    with contextlib.closing(psycopg2.connect(url)) as db, db.cursor() as cursor:
+        cursor.execute(sql)
+        return cursor.fetchall()
+
+
+def test_a_load_whose_connection_dies_is_recorded_failed_on_a_fresh_one(tmp_path: Path) -> None:
+    """The database kills the loader's connection mid-run (as a restart or failover does): the
+    run is marked failed with the error, the command ends with one ``error:`` line, and the
+    next run resumes to the clean result. PostgreSQL only: SQLite has no connection to lose."""
+    path = tmp_path / "hired_employees.csv"
+    rows = 60_000
+    bad = _generated_file(path, rows)
+    with _postgres_database() as url:
+        _query(url, "INSERT INTO departments VALUES (1, 'D1'), (2, 'D2'), (3, 'D3') RETURNING id")
+        _query(url, "INSERT INTO jobs VALUES (1, 'J1'), (2, 'J2'), (3, 'J3') RETURNING id")
+        command = [sys.executable, "manage.py", "load_csv", str(path), "--chunk-size", "1000"]
+        env = _child_env(url, DEBUG="0", SECRET_KEY="x" * 50, LOG_LEVEL="CRITICAL")
+        child = _Child(command, env, tmp_path)
+        try:
+            _wait_for(
+                lambda: _query(url, "SELECT last_line >= 5000 FROM load_runs") == [(True,)],
+                "the load's first chunks",
+                child,
+            )
+            killed = _query(
+                url,
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()",
+            )
+            assert killed and all(ok for (ok,) in killed)
+        finally:
+            code, _, stderr = child.finish(timeout=60)
+
+        assert code != 0
+        ((status, error, finished),) = _query(
+            url, "SELECT status, error, finished_at IS NOT NULL FROM load_runs"
+        )
+        assert (status, finished) == ("failed", True)
+        assert "terminat" in error or "closed" in error, error
+        assert stderr.strip().splitlines()[-1].startswith("error: "), stderr
+        assert "Traceback" not in stderr
+
+        rerun = subprocess.run(command, cwd=ROOT, env=env, text=True, capture_output=True)
+
+        assert rerun.returncode == 0, rerun.stderr
+        assert _query(url, "SELECT count(*) FROM hired_employees") == [(rows - len(bad),)]
+        assert _query(url, "SELECT count(*) FROM rejections") == [(len(bad),)]
+        positions = {p for (p,) in _query(url, "SELECT position FROM rejections")}
+        assert positions == bad
+        assert _query(url, "SELECT status, read, error FROM load_runs") == [("completed", rows, "")]

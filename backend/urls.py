@@ -1,9 +1,9 @@
-"""Roster's URLs: GraphQL, the REST compatibility routes, and the Django admin."""
+"""Roster's URLs: GraphQL, the REST compatibility routes, health probes, and the Django admin."""
 
 from django.contrib import admin
 from django.urls import path
 
-from backend import dashboard, rest
+from backend import dashboard, health, rest
 from graph.schema import schema
 from graph.views import RosterGraphQLView
 
@@ -19,5 +19,9 @@ urlpatterns = [
         name="departments-above-mean",
     ),
     path("dashboard/", dashboard.view, name="dashboard"),
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
     path("admin/", admin.site.urls),
 ]
+
+handler500 = "backend.health.server_error"

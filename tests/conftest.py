@@ -22,6 +22,7 @@ from backend.models import Scope
 from jobs.loading import load_sources
 
 SAMPLE_DIR = Path(settings.BASE_DIR) / "data" / "sample"
+pytest_plugins = ["tests.pg_cluster"]
 
 
 def employee(row_id: Any, **changes: Any) -> dict[str, Any]:

@@ -82,7 +82,7 @@ def _lock_folder() -> Path:
 @contextlib.contextmanager
 def _file_lock(name: str) -> Iterator[None]:
     folder = _lock_folder()
-    folder.mkdir(parents=True, exist_ok=True)
+    folder.mkdir(exist_ok=True)  # beside the database file, whose folder must exist
     path = folder / f"{hashlib.sha256(name.encode()).hexdigest()[:32]}.lock"
     descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:

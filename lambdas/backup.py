@@ -9,8 +9,10 @@ from __future__ import annotations
 from typing import Any
 
 from jobs.backups import backup_tables
+from lambdas import fails_in_one_line
 
 
+@fails_in_one_line
 def handler(event: dict[str, Any] | None = None, context: Any = None) -> dict[str, Any]:
     """``{"tables": [...]}`` narrows the backup; a scheduled event backs up all tables."""
     tables = (event or {}).get("tables") or None

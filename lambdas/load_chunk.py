@@ -16,8 +16,10 @@ from typing import Any
 from jobs.csv_files import table_for
 from jobs.loading import load_chunk
 from jobs.sources import s3_uri
+from lambdas import fails_in_one_line
 
 
+@fails_in_one_line
 def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     """Load the batch's rows (line = index + 1) and return the chunk's summary."""
     where = event["BatchInput"]

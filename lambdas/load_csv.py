@@ -12,9 +12,11 @@ from typing import Any
 from jobs.csv_files import table_for
 from jobs.loading import load_sources
 from jobs.sources import s3_uri
+from lambdas import fails_in_one_line
 from lambdas.events import s3_objects
 
 
+@fails_in_one_line
 def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     """Load each object of the event and return the runs' summaries."""
     objects = s3_objects(event)

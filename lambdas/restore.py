@@ -11,8 +11,10 @@ from typing import Any
 
 from backend import dictionary
 from jobs.backups import BackupError, restore_tables
+from lambdas import fails_in_one_line
 
 
+@fails_in_one_line
 def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     """Restore and return what happened to each table; a refused restore raises BackupError."""
     if event.get("all"):

@@ -1,12 +1,19 @@
-"""The state machine, the Distributed Map chunk handler and the failure recorder."""
+"""The state machine, the Distributed Map chunk handler, the failure recorder, and how every
+handler fails: one line, its error's class name, one JSON log line with the request id."""
 
 from __future__ import annotations
 
 import json
+import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from botocore.exceptions import ClientError
 from django.conf import settings
+from django.db import OperationalError, connections
+from django.test import override_settings
+from django.utils.module_loading import import_string
 
 from backend.dictionary import HIRED_EMPLOYEES
 from backend.models import Department, HiredEmployee, Job, LoadRun, Rejection
@@ -96,3 +103,152 @@ def test_record_failure_leaves_a_failed_run() -> None:
     run = LoadRun.objects.get(pk=answer["recorded"][0])
     assert (run.status, run.table, run.uri) == ("failed", "jobs", "s3://landing/jobs%202.csv")
     assert run.error == "States.Timeout: the task timed out"
+
+
+# --- failures: one line, the error's class name kept, one JSON log line with the request id --
+
+
+class _Context:
+    """The part of Lambda's context object the handlers read."""
+
+    aws_request_id = "3f2c1e0a-7b6d-4c5e-9f8a-1b2c3d4e5f60"
+
+
+def _json_line(record: logging.LogRecord) -> dict:
+    """``record`` as the project's JSON formatter writes it: one line, parsed."""
+    spec = dict(settings.LOGGING["formatters"]["json"])
+    formatter = import_string(spec.pop("()"))(**spec)
+    line = formatter.format(record)
+    assert "\n" not in line
+    return json.loads(line)
+
+
+def _failure_logged(caplog: pytest.LogCaptureFixture, handler: str, error: str) -> dict:
+    (record,) = [r for r in caplog.records if r.name == "roster.lambdas"]
+    logged = _json_line(record)
+    assert (logged["level"], logged["handler"], logged["error"]) == ("ERROR", handler, error)
+    assert logged["request_id"] == _Context.aws_request_id
+    assert "Traceback (most recent call last)" in logged["exc_info"]
+    return logged
+
+
+def test_a_bad_event_fails_as_event_error_in_one_logged_line(caplog) -> None:
+    from lambdas.load_csv import handler
+
+    with pytest.raises(Exception) as raised:
+        handler({"hello": "world"}, _Context())
+
+    assert type(raised.value).__name__ == "EventError"
+    assert str(raised.value) == (
+        "expected an S3 notification (Records[].s3), an EventBridge Object Created event "
+        "(detail.bucket.name, detail.object.key) or {'bucket': ..., 'key': ...}"
+    )
+    _failure_logged(caplog, "load_csv", "EventError")
+
+
+def test_a_key_of_no_table_fails_as_unknown_table_error(caplog) -> None:
+    from lambdas.load_csv import handler
+
+    with pytest.raises(Exception) as raised:
+        handler({"bucket": "landing", "key": "in/salaries.csv"}, _Context())
+
+    assert type(raised.value).__name__ == "UnknownTableError"
+    assert str(raised.value).startswith("cannot tell the table of 'in/salaries.csv': expected ")
+    assert "\n" not in str(raised.value)
+    _failure_logged(caplog, "load_csv", "UnknownTableError")
+
+
+def test_a_missing_bucket_fails_as_source_error(s3_server: str, caplog) -> None:
+    from lambdas.load_csv import handler
+
+    with pytest.raises(Exception) as raised:
+        handler({"bucket": "no-such-bucket-x", "key": "departments.csv"}, _Context())
+
+    assert type(raised.value).__name__ == "SourceError"
+    assert str(raised.value) == "bucket 'no-such-bucket-x' does not exist"
+    _failure_logged(caplog, "load_csv", "SourceError")
+
+
+@pytest.fixture
+def database_gone(django_db_blocker, tmp_path: Path) -> Iterator[str]:
+    """The default connection pointed at a database that is not there (PostgreSQL: a port where
+    nothing listens; SQLite: a folder where the file should be); the message the driver gives."""
+    database = connections["default"]
+    saved = dict(database.settings_dict)
+    if database.vendor == "postgresql":
+        gone = {"HOST": "127.0.0.1", "PORT": 1}
+        expected = 'connection to server at "127.0.0.1", port 1 failed: Connection refused'
+    else:
+        gone = {"NAME": str(tmp_path)}
+        expected = "unable to open database file"
+    with django_db_blocker.unblock():
+        database.close()
+        database.settings_dict.update(gone)
+        try:
+            yield expected
+        finally:
+            database.close()
+            database.settings_dict.clear()
+            database.settings_dict.update(saved)
+
+
+def test_the_database_gone_fails_as_operational_error_in_one_line(database_gone: str,
+                                                                  caplog) -> None:  # fmt: skip
+    from lambdas.record_failure import handler
+
+    event = {
+        "detail": {"bucket": {"name": "landing"}, "object": {"key": "jobs.csv"}},
+        "error": {"Error": "States.Timeout", "Cause": "the task timed out"},
+    }
+    with pytest.raises(OperationalError) as raised:
+        handler(event, _Context())
+
+    assert type(raised.value).__name__ == "OperationalError"
+    assert str(raised.value) == f"the database is unreachable: {database_gone}"
+    assert isinstance(raised.value.__cause__, OperationalError)
+    logged = _failure_logged(caplog, "record_failure", "OperationalError")
+    assert logged["message"] == f"record_failure failed: {raised.value}"
+
+
+@pytest.mark.django_db
+def test_an_s3_error_keeps_its_class_name_with_a_one_line_message(s3_server: str,
+                                                                   caplog) -> None:  # fmt: skip
+    from lambdas.restore import handler
+
+    backups = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {"bucket_name": "no-such-backups", "endpoint_url": s3_server},
+    }
+    with (
+        override_settings(STORAGES={**settings.STORAGES, "backups": backups}),
+        pytest.raises(Exception) as raised,
+    ):
+        handler({"table": "jobs"}, _Context())
+
+    assert type(raised.value).__name__ == "NoSuchBucket"  # botocore's class for the code
+    assert str(raised.value) == "the S3 bucket 'no-such-backups' does not exist"
+    assert isinstance(raised.value.__cause__, ClientError)
+    assert not isinstance(raised.value, ClientError)  # a stand-in: ClientError needs more
+    _failure_logged(caplog, "restore", "NoSuchBucket")
+
+
+@pytest.mark.django_db
+def test_record_failure_keeps_a_lambda_errors_message_not_its_stack_trace() -> None:
+    from lambdas.record_failure import handler
+
+    cause = {
+        "errorMessage": "the database is unreachable: connection to server failed",
+        "errorType": "OperationalError",
+        "requestId": _Context.aws_request_id,
+        "stackTrace": ['  File "/var/task/lambdas/__init__.py", line 40, in invoke\n'],
+    }
+    event = {
+        "detail": {"bucket": {"name": "landing"}, "object": {"key": "jobs.csv"}},
+        "error": {"Error": "OperationalError", "Cause": json.dumps(cause)},
+    }
+    answer = handler(event, _Context())
+
+    run = LoadRun.objects.get(pk=answer["recorded"][0])
+    assert run.error == (
+        "OperationalError: the database is unreachable: connection to server failed"
+    )

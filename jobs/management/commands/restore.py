@@ -2,26 +2,25 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
 from backend import dictionary
-from jobs.backups import BackupError, restore_tables
-from jobs.progress import RowProgress
-from jobs.summary import render_table
+from jobs.backups import restore_tables
+from jobs.management.base import JobCommand
 
 
-class Command(BaseCommand):
-    requires_system_checks: list[str] = []  # a data job: skip importing the URLs and GraphQL schema
+class Command(JobCommand):
     help = (
         "Replace a table's rows with a backup (its latest by default), after checking the whole "
         "file. Bad rows are rejected and logged; a restore that would orphan rows changes nothing."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("table", nargs="?", choices=list(dictionary.TABLES))
+        parser.add_argument(
+            "table", nargs="?", choices=list(dictionary.TABLES), help="The table to restore."
+        )
         parser.add_argument("--backup", metavar="KEY", help="A key such as jobs/<timestamp>.avro")
         parser.add_argument(
             "--all", action="store_true", help="Restore every table from its latest backup."
@@ -32,17 +31,12 @@ class Command(BaseCommand):
         if all == bool(table) or (all and backup):
             raise CommandError("give a TABLE (optionally with --backup KEY), or --all alone")
         tables = list(dictionary.TABLES) if all else [table]
-        progress = RowProgress(enabled=sys.stderr.isatty())
-        try:
+        with self.progress_bar() as bar:
             restored = restore_tables(
-                tables=tables, backups={table: backup} if backup else None, progress=progress.update
+                tables=tables, backups={table: backup} if backup else None, progress=bar.update
             )
-        except BackupError as error:
-            raise CommandError(str(error)) from None
-        finally:
-            progress.close()
-        self.stdout.write(render_table(
+        self.summary(
             ["table", "read", "inserted", "rejected", "replaced", "seconds", "backup"],
             [[s.table, s.read, s.inserted, s.rejected, s.replaced, f"{s.seconds:.2f}", s.key]
              for s in restored],
-        ))  # fmt: skip
+        )  # fmt: skip

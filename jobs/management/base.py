@@ -1,0 +1,89 @@
+"""The one shape of Roster's management commands.
+
+``OperatorCommand``: however a command fails (a mistake, a fault such as a full disk or the
+database gone, a bug), it ends with one line on stderr, ``error: …``, and a non-zero exit.
+The details go to the JSON logs as one line at ERROR, traceback included; ``--traceback`` or
+DEBUG also prints the traceback, above the ``error:`` line. ``jobs.faults`` words the line.
+
+``JobCommand``: a data job (``load_csv``, ``backup``, ``restore``). It skips the system checks
+(no URLs or GraphQL schema to import), shows a progress bar on a terminal, and ends with a
+summary table on stdout. ``--verbosity 0`` keeps both quiet.
+
+Called through ``call_command`` (tests, other commands), errors are raised, as Django does:
+the jobs' refusals (``SourceError``, ``BackupError``...) as a ``CommandError``, the rest as
+they are.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import traceback
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, NoReturn
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError, SystemCheckError
+
+from jobs.faults import is_job_refusal, one_line
+from jobs.progress import RowProgress
+from jobs.summary import render_table
+
+logger = logging.getLogger("roster.commands")
+
+INTERRUPTED = 130  # the shell's code for a Ctrl-C
+
+
+class OperatorCommand(BaseCommand):
+    """A command whose every failure ends as one ``error: …`` line and a non-zero exit."""
+
+    verbosity = 1
+
+    def execute(self, *args: Any, **options: Any) -> Any:
+        self.verbosity = options.get("verbosity", 1)
+        try:
+            return super().execute(*args, **options)
+        except SystemCheckError:  # Django words the checks' report itself
+            raise
+        except (Exception, KeyboardInterrupt) as error:
+            if self._called_from_command_line:
+                self.fail(error, show_traceback=options.get("traceback") or settings.DEBUG)
+            if is_job_refusal(error):
+                raise CommandError(str(error)) from error
+            raise
+
+    def fail(self, error: BaseException, *, show_traceback: bool) -> NoReturn:
+        """Log ``error`` once, print ``error: <one line>`` last, and exit."""
+        message = one_line(error)
+        command = type(self).__module__.rpartition(".")[2]
+        logger.error(
+            "%s failed: %s", command, message,
+            exc_info=error, extra={"command": command, "error": type(error).__name__},
+        )  # fmt: skip
+        if show_traceback:
+            self.stderr.write("".join(traceback.format_exception(error)), ending="")
+        self.stderr.write(f"error: {message}")
+        if isinstance(error, KeyboardInterrupt):
+            raise SystemExit(INTERRUPTED)
+        raise SystemExit(error.returncode if isinstance(error, CommandError) else 1)
+
+
+class JobCommand(OperatorCommand):
+    """A data job: a progress bar on a terminal, then a summary table on stdout."""
+
+    requires_system_checks: Sequence[str] = []  # skip importing the URLs and GraphQL schema
+
+    @contextmanager
+    def progress_bar(self) -> Iterator[RowProgress]:
+        """Rows/s per table or file, on a terminal only; closed before any error is printed."""
+        bar = RowProgress(enabled=self.verbosity > 0 and sys.stderr.isatty())
+        try:
+            yield bar
+        finally:
+            bar.close()
+
+    def summary(self, headers: list[str], rows: list[list[Any]]) -> None:
+        """The summary table, the command's only output on stdout."""
+        if self.verbosity > 0:
+            self.stdout.write(render_table(headers, rows))

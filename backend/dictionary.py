@@ -331,6 +331,10 @@ REASON_CODES: dict[str, str] = {
     "duplicate_in_batch": "The id repeats an earlier row of the same batch.",
     "batch_aborted": "A valid row of an atomic batch that had an invalid row: nothing went in.",
     "integrity_error": "The database refused the row (a constraint the rules did not foresee).",
+    "invalid_encoding": "A field of a CSV line holds bytes that are not UTF-8 (shown as \\xNN).",
+    "column_count": "A CSV line has more or fewer fields than the table has columns.",
+    "unterminated_quote": "A CSV line opens a quote that never closes properly; the lines"
+    " after it are read as rows of their own.",
 }
 """Every reason code a rejection can carry, and what it means."""
 

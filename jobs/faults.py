@@ -60,10 +60,10 @@ def _job_errors() -> tuple[type[Exception], ...]:
     """Imported on first use: ``jobs.backups`` needs the app registry, which ``manage.py`` has
     not loaded yet when it reports a bad setting."""
     from jobs.backups import BackupError
-    from jobs.csv_files import UnknownTableError
+    from jobs.csv_files import CsvFormatError, UnknownTableError
     from jobs.sources import SourceError
 
-    return (SourceError, UnknownTableError, BackupError)
+    return (SourceError, UnknownTableError, CsvFormatError, BackupError)
 
 
 def is_job_refusal(error: BaseException) -> bool:

@@ -291,9 +291,11 @@ def _postgres_database() -> Iterator[str]:
 
 
 def _query(url: str, sql: str) -> list[tuple[Any, ...]]:
-    with contextlib.closing(psycopg2.connect(url)) as db, db.cursor() as cursor:
-        cursor.execute(sql)
-        return cursor.fetchall()
+    with contextlib.closing(psycopg2.connect(url)) as db:
+        db.autocommit = True
+        with db.cursor() as cursor:
+            cursor.execute(sql)
+            return cursor.fetchall()
 
 
 def test_a_load_whose_connection_dies_is_recorded_failed_on_a_fresh_one(tmp_path: Path) -> None:

@@ -83,16 +83,16 @@ class Integer(Kind):
         elif type(value) is not int:  # bool is a subclass of int, and is refused here
             raise RuleViolation("invalid_type", f"must be an integer, got {_json_type(value)}")
         if value <= 0:
-            raise RuleViolation("not_positive", f"must be a positive integer, got {value}")
+            raise RuleViolation("not_positive", f"must be a positive integer, got {_shown(value)}")
         if value > MAX_ID:
-            raise RuleViolation("out_of_range", f"must be at most {MAX_ID}, got {value}")
+            raise RuleViolation("out_of_range", f"must be at most {MAX_ID}, got {_shown(value)}")
         return value
 
     @staticmethod
     def _parse(value: str, text: str) -> int:
         """Signs, leading zeros and very long numbers: the rarer spellings of an integer."""
         if not re.fullmatch(r"[+-]?[0-9]+", text):
-            raise RuleViolation("invalid_type", f"must be an integer, got {value!r}")
+            raise RuleViolation("invalid_type", f"must be an integer, got {_shown(value)}")
         if len(text.lstrip("+-").lstrip("0")) > len(str(MAX_ID)):  # int() refuses 4300+
             code = "not_positive" if text.startswith("-") else "out_of_range"
             raise RuleViolation(code, f"must be a positive integer at most {MAX_ID}")
@@ -142,13 +142,14 @@ class Timestamp(Kind):
         if not _ISO_DATETIME.fullmatch(text):
             raise RuleViolation(
                 "invalid_datetime",
-                f"must be an ISO 8601 date and time such as 2021-07-27T16:02:08Z, got {value!r}",
+                "must be an ISO 8601 date and time such as 2021-07-27T16:02:08Z, "
+                f"got {_shown(value)}",
             )
         try:
             moment = datetime.fromisoformat(text.replace("z", "Z"))
         except ValueError:
             raise RuleViolation(
-                "invalid_datetime", f"is not a valid date and time: {value!r}"
+                "invalid_datetime", f"is not a valid date and time: {_shown(value)}"
             ) from None
         if moment.tzinfo is None:
             return moment.replace(tzinfo=UTC)
@@ -156,7 +157,7 @@ class Timestamp(Kind):
             return moment.astimezone(UTC)
         except OverflowError:  # 0001-01-01T00:00+01:00 is before year 1 in UTC
             raise RuleViolation(
-                "invalid_datetime", f"is out of range once converted to UTC: {value!r}"
+                "invalid_datetime", f"is out of range once converted to UTC: {_shown(value)}"
             ) from None
 
     def copy_text(self, value: datetime) -> str:
@@ -174,6 +175,15 @@ def _encodes(text: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+def _shown(value: Any, limit: int = 80) -> str:
+    """A value quoted in a message, cut to ``limit`` characters: a 200,000-character field or
+    a 5,000-digit integer is named, not copied into every reason of the rejection log."""
+    if type(value) is int and value.bit_length() > 256:
+        return "a very large integer"
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 1]}… ({len(text)} characters)"
 
 
 def _json_type(value: Any) -> str:

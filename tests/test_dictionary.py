@@ -429,3 +429,23 @@ def test_unknown_table_and_unknown_column_raise_key_error_naming_the_choices() -
     with pytest.raises(KeyError, match="has no column 'salary'"):
         HIRED_EMPLOYEES.column("salary")
     assert dictionary.table("jobs") is JOBS
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "code"),
+    [
+        ("id", "x" * 200_000, "invalid_type"),
+        ("datetime", "2021" * 50_000, "invalid_datetime"),
+        ("id", -(10**4000), "not_positive"),
+        ("id", 10**4000, "out_of_range"),
+    ],
+)
+def test_a_huge_value_is_named_not_copied_into_its_reason(column: str, value: Any, code: str):
+    row = {"id": 1, "name": "A", "datetime": "2021-01-01T00:00:00Z", "department_id": 1,
+           "job_id": 1, column: value}  # fmt: skip
+    cleaned, reasons = dictionary.HIRED_EMPLOYEES.clean(row)
+
+    assert cleaned is None
+    (reason,) = reasons
+    assert (reason.field, reason.code) == (column, code)
+    assert len(reason.message) < 200, reason.message

@@ -12,6 +12,7 @@ import errno
 import io
 import json
 import os
+import secrets
 import subprocess
 import sys
 import time
@@ -32,9 +33,11 @@ from backend import dictionary
 from backend.models import Batch, Department, HiredEmployee, Job, LoadRun, Rejection
 from jobs.loading import load_source
 from jobs.sources import SourceFile, resolve
+from tests.pg_cluster import PgCluster
 from tests.test_load_csv import _generated_file
 
 ROOT = Path(settings.BASE_DIR)
+TEST_SECRET_KEY = secrets.token_urlsafe(50)
 MAIN_SERVER = "postgres://postgres@127.0.0.1:5432"
 
 
@@ -309,7 +312,7 @@ def test_a_load_whose_connection_dies_is_recorded_failed_on_a_fresh_one(tmp_path
         _query(url, "INSERT INTO departments VALUES (1, 'D1'), (2, 'D2'), (3, 'D3') RETURNING id")
         _query(url, "INSERT INTO jobs VALUES (1, 'J1'), (2, 'J2'), (3, 'J3') RETURNING id")
         command = [sys.executable, "manage.py", "load_csv", str(path), "--chunk-size", "1000"]
-        env = _child_env(url, DEBUG="0", SECRET_KEY="x" * 50, LOG_LEVEL="CRITICAL")
+        env = _child_env(url, DEBUG="0", SECRET_KEY=TEST_SECRET_KEY, LOG_LEVEL="CRITICAL")
         child = _Child(command, env, tmp_path)
         try:
             _wait_for(
@@ -343,3 +346,50 @@ def test_a_load_whose_connection_dies_is_recorded_failed_on_a_fresh_one(tmp_path
         positions = {p for (p,) in _query(url, "SELECT position FROM rejections")}
         assert positions == bad
         assert _query(url, "SELECT status, read, error FROM load_runs") == [("completed", rows, "")]
+
+
+@pytest.mark.parametrize("fault", ["restart", "crash"])
+def test_a_load_through_a_database_restart_or_crash_resumes_to_the_clean_result(
+    tmp_path: Path, pg_cluster: PgCluster, fault: str
+) -> None:
+    """The tests' own cluster stops (a fast shutdown) or its postmaster is killed with
+    ``kill -9`` mid-load. The command ends with one ``error:`` line; the committed chunks stay;
+    after the server is back, the next run resumes and the result is exactly one clean load."""
+    path = tmp_path / "hired_employees.csv"
+    rows = 60_000
+    bad = _generated_file(path, rows)
+    url = pg_cluster.create_database(f"roster_{fault}_{uuid.uuid4().hex[:8]}")
+    env = _child_env(url, DEBUG="0", SECRET_KEY=TEST_SECRET_KEY, LOG_LEVEL="CRITICAL")
+    subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
+    _query(url, "INSERT INTO departments VALUES (1, 'D1'), (2, 'D2'), (3, 'D3') RETURNING id")
+    _query(url, "INSERT INTO jobs VALUES (1, 'J1'), (2, 'J2'), (3, 'J3') RETURNING id")
+    command = [sys.executable, "manage.py", "load_csv", str(path), "--chunk-size", "1000"]
+    child = _Child(command, env, tmp_path)
+    try:
+        _wait_for(
+            lambda: _query(url, "SELECT last_line >= 5000 FROM load_runs") == [(True,)],
+            "the load's first chunks",
+            child,
+        )
+        pg_cluster.stop() if fault == "restart" else pg_cluster.kill()
+    finally:
+        code, _, stderr = child.finish(timeout=60)
+    pg_cluster.start()
+
+    assert code == 1
+    assert stderr.strip().splitlines()[-1].startswith("error: the database"), stderr
+    assert "Traceback" not in stderr
+    ((status, last_line),) = _query(url, "SELECT status, last_line FROM load_runs")
+    assert status in {"running", "failed"}  # "failed" when it could still record it
+    stored = _query(url, "SELECT count(*) FROM hired_employees")[0][0]
+    assert stored == last_line - last_line // 50, "committed chunks must survive the fault"
+
+    rerun = subprocess.run(command, cwd=ROOT, env=env, text=True, capture_output=True)
+
+    assert rerun.returncode == 0, rerun.stderr
+    assert _query(url, "SELECT count(*) FROM hired_employees") == [(rows - len(bad),)]
+    assert {p for (p,) in _query(url, "SELECT position FROM rejections")} == bad
+    assert _query(url, "SELECT count(*) FROM rejections") == [(len(bad),)]
+    assert _query(url, "SELECT status, read, inserted, error FROM load_runs") == [
+        ("completed", rows, rows - len(bad), "")
+    ]

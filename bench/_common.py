@@ -92,15 +92,8 @@ def pg_dsn(name: str) -> str:
 
 
 def _admin(*statements: str) -> None:
-    """Run statements on the ``postgres`` database, outside a transaction (CREATE DATABASE)."""
-    conn = psycopg2.connect(PG_ADMIN_DSN)
-    conn.autocommit = True
-    try:
-        with conn.cursor() as cur:
-            for statement in statements:
-                cur.execute(statement)
-    finally:
-        conn.close()
+    """Run statements on the local server's ``postgres`` database (CREATE DATABASE)."""
+    _on_server("postgres", *statements)
 
 
 def drop_database(name: str) -> None:

@@ -1,8 +1,12 @@
 """API tokens and scopes, shared by the GraphQL and REST doors.
 
 A token is ``rst_`` plus 32 random bytes, sent as ``Authorization: Bearer <token>``. Only its
-SHA-256 is stored, so a leaked database does not leak usable tokens. A logged-in Django staff
-session (the admin) also counts, so GraphiQL works in a browser.
+SHA-256 is stored, so a leaked database does not leak usable tokens.
+
+A logged-in Django staff session (the admin) also counts, so GraphiQL and the dashboard work in
+a browser. Its scope comes from Django, never from being staff alone: a superuser has ``admin``;
+other staff have the widest scope among the groups ``roster-admin``, ``roster-write`` and
+``roster-read`` they belong to, and no access at all (403) in none of them.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from django.http import HttpRequest
 from django.middleware.csrf import CsrfViewMiddleware
@@ -18,9 +23,18 @@ from django.utils import timezone
 
 from backend.models import ApiToken, Scope
 
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AbstractUser, AnonymousUser
+
 TOKEN_PREFIX = "rst_"
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 _RANK = {Scope.READ: 1, Scope.WRITE: 2, Scope.ADMIN: 3}
+# The Django group that gives a staff session each scope.
+SCOPE_GROUPS = {Scope.ADMIN: "roster-admin", Scope.WRITE: "roster-write", Scope.READ: "roster-read"}
+NO_SCOPE_MESSAGE = (
+    "this account has no Roster scope; a superuser can add it to the group roster-read, "
+    "roster-write or roster-admin"
+)
 
 
 AUTH_HINT = "send 'Authorization: Bearer <token>' (python manage.py create_token NAME --scope read)"
@@ -56,17 +70,42 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def new_token() -> str:
+    """A fresh random token. Store only its ``hash_token``."""
+    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
 def create_token(*, name: str, scope: Scope | str) -> str:
     """Store a new token and return it. This is the only time the token is seen."""
-    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token = new_token()
     ApiToken.objects.create(name=name, scope=Scope(scope), key_hash=hash_token(token))
     return token
+
+
+def session_scope(user: AbstractUser | AnonymousUser | None) -> Scope | None:
+    """The scope a logged-in user's session has: ``admin`` for a superuser; for other staff,
+    the widest of their ``SCOPE_GROUPS``, ``None`` in none of them; ``None`` for anyone else
+    (anonymous, inactive or not staff)."""
+    if user is None or not (user.is_authenticated and user.is_active and user.is_staff):
+        return None
+    if user.is_superuser:
+        return Scope.ADMIN
+    groups = set(user.groups.filter(name__in=SCOPE_GROUPS.values()).values_list("name", flat=True))
+    held = [scope for scope, group in SCOPE_GROUPS.items() if group in groups]
+    return max(held, key=_RANK.__getitem__, default=None)
+
+
+def grantable_scopes(user: AbstractUser | AnonymousUser | None) -> list[Scope]:
+    """The scopes ``user`` may give a new token: up to their own session's scope."""
+    own = session_scope(user)
+    return [scope for scope in Scope if own is not None and _RANK[scope] <= _RANK[own]]
 
 
 def authenticate(request: HttpRequest) -> Principal | None:
     """The request's principal, ``None`` when it sent no credentials at all.
 
-    Raises ``AuthError`` when an Authorization header is present but not a valid token.
+    Raises ``AuthError`` when an Authorization header is present but not a valid token, and
+    ``AccessDenied`` (403) for a staff session whose user has no scope (``session_scope``).
     """
     header = request.headers.get("Authorization", "")
     if header:
@@ -81,9 +120,12 @@ def authenticate(request: HttpRequest) -> Principal | None:
             ApiToken.objects.filter(pk=record.pk).update(last_used_at=now)
         return Principal(record.name, Scope(record.scope))
     user = getattr(request, "user", None)
-    if user is not None and user.is_authenticated and user.is_active and user.is_staff:
-        return Principal(user.get_username(), Scope.ADMIN if user.is_superuser else Scope.WRITE)
-    return None
+    if user is None or not (user.is_authenticated and user.is_active and user.is_staff):
+        return None
+    scope = session_scope(user)
+    if scope is None:
+        raise AccessDenied(403, "FORBIDDEN", NO_SCOPE_MESSAGE)
+    return Principal(user.get_username(), scope)
 
 
 def require_principal(request: HttpRequest) -> Principal:

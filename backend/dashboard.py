@@ -46,20 +46,19 @@ def view(request: HttpRequest) -> HttpResponse:
             return redirect_to_login(request.get_full_path())
         return HttpResponse(denied.message, status=denied.status, content_type="text/plain")
     years = [d.year for d in HiredEmployee.objects.datetimes("datetime", "year", tzinfo=UTC)]
-    raw_year = request.GET.get("year") or (years[-1] if years else timezone.now().year)
+    picker = {"years": years, "min_year": metrics.MIN_YEAR, "max_year": metrics.MAX_YEAR}
     try:
-        year = metrics.parse_year(raw_year)
+        year = metrics.parse_year(request.GET.get("year") or default_year(years))
     except metrics.YearError as error:
-        return render(request, "roster/dashboard.html", {"error": str(error), "years": years},
-                      status=400)  # fmt: skip
+        return render(request, "roster/dashboard.html", {"error": str(error), **picker}, status=400)
     quarterly = metrics.hires_by_quarter(year=year)
     departments, mean = metrics.hires_per_department(year=year)
     return render(
         request,
         "roster/dashboard.html",
         {
+            **picker,
             "year": year,
-            "years": years,
             "quarterly": quarterly,
             "above_mean": metrics.departments_above_mean(year=year),
             "quarter_bars": _quarter_bars(quarterly),
@@ -72,6 +71,15 @@ def view(request: HttpRequest) -> HttpResponse:
             "colours": list(zip(("Q1", "Q2", "Q3", "Q4"), QUARTER_COLOURS, strict=True)),
         },
     )
+
+
+def default_year(years: list[int]) -> int:
+    """The year shown when none is asked for: the latest year with hires up to this one, so a
+    single hire dated 9999 does not hide the present; else the first year with hires (all are
+    in the future); else this year. Always a valid year."""
+    this_year = timezone.now().year
+    past = [year for year in years if year <= this_year]
+    return past[-1] if past else years[0] if years else this_year
 
 
 def _scale_y(value: float, top: float) -> float:

@@ -2,19 +2,21 @@
 
 Years and quarters are taken in UTC, the zone every hire datetime is stored in. The year's
 bounds are computed here as UTC datetimes and compared with the stored column, so the database
-can use the index on ``datetime`` when a year is a small part of the table.
+can use the index on ``datetime`` when a year is a small part of the table. Every year a hire
+can have (1 to 9999) is a valid year: the last quarter of 9999 has no upper bound, because
+Python has no year 10000 to end it with.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import MAXYEAR, MINYEAR, UTC, datetime
 
 from django.db.models import Count, Q
 
 from backend.models import Department, HiredEmployee
 
-MIN_YEAR, MAX_YEAR = 1, 9998
+MIN_YEAR, MAX_YEAR = MINYEAR, MAXYEAR  # 1 and 9999: every year a stored hire can have
 
 
 class YearError(ValueError):
@@ -55,11 +57,21 @@ def parse_year(value: object) -> int:
     return year
 
 
-def _quarter_starts(year: int) -> list[datetime]:
-    """Jan 1, Apr 1, Jul 1, Oct 1 of ``year`` and Jan 1 of the next year, in UTC."""
-    return [datetime(year, month, 1, tzinfo=UTC) for month in (1, 4, 7, 10)] + [
-        datetime(year + 1, 1, 1, tzinfo=UTC)
+def _quarter_starts(year: int) -> list[datetime | None]:
+    """Jan 1, Apr 1, Jul 1, Oct 1 of ``year`` and Jan 1 of the next year, in UTC.
+
+    The last is ``None`` (no upper bound) for 9999, the last year a datetime can have.
+    """
+    starts: list[datetime | None] = [
+        datetime(year, month, 1, tzinfo=UTC) for month in (1, 4, 7, 10)
     ]
+    return [*starts, datetime(year + 1, 1, 1, tzinfo=UTC) if year < MAXYEAR else None]
+
+
+def _between(field: str, start: datetime | None, end: datetime | None) -> Q:
+    """``start <= field < end``, leaving out a missing bound."""
+    bounds = {f"{field}__gte": start, f"{field}__lt": end}
+    return Q(**{lookup: value for lookup, value in bounds.items() if value is not None})
 
 
 def hires_by_quarter(*, year: int) -> list[QuarterlyHires]:
@@ -67,11 +79,11 @@ def hires_by_quarter(*, year: int) -> list[QuarterlyHires]:
     ordered by department, then job. One GROUP BY query."""
     bounds = _quarter_starts(year)
     quarters = {
-        f"q{n}": Count("id", filter=Q(datetime__gte=bounds[n - 1], datetime__lt=bounds[n]))
+        f"q{n}": Count("id", filter=_between("datetime", bounds[n - 1], bounds[n]))
         for n in (1, 2, 3, 4)
     }
     rows = (
-        HiredEmployee.objects.filter(datetime__gte=bounds[0], datetime__lt=bounds[4])
+        HiredEmployee.objects.filter(_between("datetime", bounds[0], bounds[4]))
         .values("department_id", "job_id", "department__department", "job__job")
         .annotate(**quarters)
         .order_by("department__department", "job__job", "department_id", "job_id")
@@ -86,7 +98,7 @@ def hires_per_department(*, year: int) -> tuple[list[DepartmentHires], float]:
     One LEFT JOIN ... GROUP BY query; the mean is over departments, not employees.
     """
     bounds = _quarter_starts(year)
-    in_year = Q(hired_employees__datetime__gte=bounds[0], hired_employees__datetime__lt=bounds[4])
+    in_year = _between("hired_employees__datetime", bounds[0], bounds[4])
     rows = [
         DepartmentHires(*row)
         for row in Department.objects.annotate(hired=Count("hired_employees", filter=in_year))

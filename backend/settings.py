@@ -37,10 +37,29 @@ def _list(name: str, default: str) -> list[str]:
 DEBUG = _flag("DEBUG")
 TESTING = "pytest" in sys.modules
 
+
+def weak_secret_key(key: str) -> str | None:
+    """Why ``key`` is too weak to sign sessions in production, or ``None``: Django's own rule
+    (security.W009), which also refuses the README's placeholder and startproject's key."""
+    if key.startswith("django-insecure-"):
+        return "is a django-insecure- development key"
+    if len(key) < 50:
+        return f"has {len(key)} characters; it needs at least 50"
+    if len(set(key)) < 5:
+        return f"has {len(set(key))} different characters; it needs at least 5"
+    return None
+
+
 SECRET_KEY = os.environ.get("SECRET_KEY", "")
-if not SECRET_KEY:
-    if not (DEBUG or TESTING):
+if not (DEBUG or TESTING):
+    if not SECRET_KEY:
         raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off.")
+    if weakness := weak_secret_key(SECRET_KEY):
+        raise ImproperlyConfigured(
+            f"SECRET_KEY {weakness} (DEBUG is off); generate one with: python -c "
+            "'import secrets; print(secrets.token_urlsafe(50))'"
+        )
+if not SECRET_KEY:
     SECRET_KEY = secrets.token_urlsafe(50)
 
 ALLOWED_HOSTS = _list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver")
@@ -59,6 +78,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "backend.csp.ContentSecurityPolicyMiddleware",
     "backend.middleware.RequestSizeLimitMiddleware",
     "backend.middleware.DatabaseUnavailableMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -156,6 +176,12 @@ GRAPHQL_MAX_DEPTH = int(os.environ.get("GRAPHQL_MAX_DEPTH", "8"))
 GRAPHQL_MAX_ALIASES = int(os.environ.get("GRAPHQL_MAX_ALIASES", "15"))
 # A 1000-row batch written inline (no variables) is about 22,000 tokens.
 GRAPHQL_MAX_TOKENS = int(os.environ.get("GRAPHQL_MAX_TOKENS", "30000"))
+# Rows an operation may read, estimated before it runs (graph/limits.py): a 1000-row page of
+# hired employees with their department and job is about 3,000; fifteen of them pass.
+GRAPHQL_MAX_COST = int(os.environ.get("GRAPHQL_MAX_COST", "50000"))
+# The longest any one SQL statement of an API request may run (0: no limit). PostgreSQL cancels
+# it (statement_timeout); on SQLite a progress handler interrupts it.
+STATEMENT_TIMEOUT_MS = int(os.environ.get("STATEMENT_TIMEOUT_MS", "10000"))
 
 # --- logging: one JSON object per line -------------------------------------------------------
 LOGGING = {
@@ -176,7 +202,23 @@ LOGGING = {
     },
 }
 
+# --- security: HTTPS behind a TLS proxy, cookies, CSP (backend/csp.py) ----------------------
 if not DEBUG and not TESTING:
     SESSION_COOKIE_SECURE = _flag("SECURE_COOKIES", True)
     CSRF_COOKIE_SECURE = _flag("SECURE_COOKIES", True)
     SECURE_CONTENT_TYPE_NOSNIFF = True
+# Off by default: turn them on where every client reaches Roster over HTTPS.
+SECURE_SSL_REDIRECT = _flag("SECURE_SSL_REDIRECT")
+SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", "0"))
+SECURE_HSTS_INCLUDE_SUBDOMAINS = _flag("SECURE_HSTS_INCLUDE_SUBDOMAINS")
+SECURE_HSTS_PRELOAD = _flag("SECURE_HSTS_PRELOAD")
+# A load balancer's health checks may use plain HTTP: the probes answer there too.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+# "HTTP_X_FORWARDED_PROTO,https": the header a TLS-terminating proxy sets, and its value for
+# HTTPS. Set it only behind a proxy that always sets (or strips) that header.
+_proxy_ssl_header = _list("SECURE_PROXY_SSL_HEADER", "")
+if _proxy_ssl_header and len(_proxy_ssl_header) != 2:
+    raise ImproperlyConfigured(
+        "SECURE_PROXY_SSL_HEADER must be 'HEADER,value', e.g. HTTP_X_FORWARDED_PROTO,https."
+    )
+SECURE_PROXY_SSL_HEADER = tuple(_proxy_ssl_header) or None

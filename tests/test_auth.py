@@ -7,11 +7,12 @@ import io
 import json
 
 import pytest
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Group, User
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.test import Client
 
+from backend.auth import NO_SCOPE_MESSAGE, session_scope
 from backend.models import ApiToken, Batch, Job, Rejection
 
 READ = "{ jobs { totalCount nodes { id job } } }"
@@ -181,7 +182,8 @@ def test_staff_session_cannot_mutate_over_get(staff_client) -> None:
     client, _ = staff_client
     response = client.get("/graphql", {"query": WRITE})
     assert response.status_code == 400
-    assert response.content == b"mutations are not allowed when using GET"
+    # The body is plain text or, with the JSON errors of graph/views.py, a GraphQL error.
+    assert "mutations are not allowed when using GET" in response.content.decode()
     assert Job.objects.count() == 0
     assert Batch.objects.count() == 0
 
@@ -192,13 +194,95 @@ def test_non_staff_session_is_401(db) -> None:
     assert_unauthenticated(client.get("/graphql", {"query": READ}))
 
 
-def test_staff_session_without_superuser_can_write(db) -> None:
+# --- what a staff session may do: Django decides, through groups ----------------------------
+
+ADMIN_ONLY = "{ backups(table: JOBS) { key } }"
+
+
+def staff_session(*groups: str, superuser: bool = False, staff: bool = True) -> tuple[Client, str]:
+    """A browser logged in as a user in ``groups``, with the CSRF token its cookie holds."""
+    user = User.objects.create_user("clerk", is_staff=staff, is_superuser=superuser)
+    user.groups.set([Group.objects.get_or_create(name=name)[0] for name in groups])
     client = Client(enforce_csrf_checks=True)
-    client.force_login(User.objects.create_user("clerk", is_staff=True))
-    client.get("/admin/")
-    csrf = client.cookies["csrftoken"].value
+    client.force_login(user)
+    client.get("/admin/", follow=True)  # sets the csrftoken cookie
+    return client, client.cookies["csrftoken"].value
+
+
+@pytest.mark.parametrize(
+    ("groups", "superuser", "scope"),
+    [
+        ((), True, "admin"),
+        (("roster-admin",), False, "admin"),
+        (("roster-write",), False, "write"),
+        (("roster-read",), False, "read"),
+        (("roster-read", "roster-admin", "roster-write"), False, "admin"),  # the widest wins
+        (("roster-read", "reporting"), False, "read"),
+        (("reporting",), False, None),  # other groups give nothing
+        ((), False, None),
+    ],
+)
+def test_a_staff_session_has_the_scope_of_its_groups(
+    db, groups: tuple[str, ...], superuser: bool, scope: str | None
+) -> None:
+    user = User.objects.create_user("clerk", is_staff=True, is_superuser=superuser)
+    user.groups.set([Group.objects.get_or_create(name=name)[0] for name in groups])
+    assert session_scope(user) == scope
+
+
+def test_groups_give_nothing_to_a_user_who_is_not_staff(db) -> None:
+    client, _ = staff_session("roster-admin", staff=False)
+    assert_unauthenticated(client.get("/graphql", {"query": READ}))
+
+
+def test_staff_without_a_roster_group_is_403_and_reads_nothing(db) -> None:
+    Job.objects.create(id=1, job="Clerk")
+    client, csrf = staff_session()
+    for response in (
+        client.get("/graphql", {"query": READ}),
+        post_graphql(client, WRITE, **{"X-CSRFToken": csrf}),
+    ):
+        assert response.status_code == 403
+        assert response.json() == {
+            "data": None,
+            "errors": [{"message": NO_SCOPE_MESSAGE, "extensions": {"code": "FORBIDDEN"}}],
+        }
+    dashboard = client.get("/dashboard/?year=2021")
+    assert (dashboard.status_code, dashboard.content.decode()) == (403, NO_SCOPE_MESSAGE)
+    assert Job.objects.count() == 1
+    assert Batch.objects.count() == 0
+
+
+def test_staff_with_roster_read_reads_but_cannot_write(db) -> None:
+    Job.objects.create(id=1, job="Clerk")
+    client, csrf = staff_session("roster-read")
+    response = client.get("/graphql", {"query": READ})
+    assert response.json() == {
+        "data": {"jobs": {"totalCount": 1, "nodes": [{"id": 1, "job": "Clerk"}]}}
+    }
+    denied = post_graphql(client, WRITE, **{"X-CSRFToken": csrf}).json()
+    assert denied["data"] is None
+    assert [e["extensions"]["code"] for e in denied["errors"]] == ["FORBIDDEN"]
+    assert denied["errors"][0]["message"] == "this operation needs the 'write' scope"
+    assert not Job.objects.filter(id=7).exists()
+    assert Batch.objects.count() == 0
+
+
+def test_staff_with_roster_write_writes_but_is_not_admin(db) -> None:
+    client, csrf = staff_session("roster-write")
     response = post_graphql(client, WRITE, **{"X-CSRFToken": csrf})
     assert response.json() == {"data": {"insertBatch": {"inserted": 1}}}
+    assert Job.objects.get(id=7).job == "Seven"
+    denied = post_graphql(client, ADMIN_ONLY, **{"X-CSRFToken": csrf}).json()
+    assert denied["data"] is None
+    assert denied["errors"][0]["message"] == "this operation needs the 'admin' scope"
+
+
+def test_staff_with_roster_admin_may_use_admin_fields(db) -> None:
+    client, csrf = staff_session("roster-admin")
+    response = post_graphql(client, ADMIN_ONLY, **{"X-CSRFToken": csrf}).json()
+    assert "errors" not in response
+    assert isinstance(response["data"]["backups"], list)
 
 
 # --- token storage and the create_token command ----------------------------------------------

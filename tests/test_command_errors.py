@@ -11,6 +11,7 @@ import contextlib
 import errno
 import json
 import os
+import secrets
 import signal
 import socket
 import sqlite3
@@ -77,12 +78,15 @@ def child_database_url() -> str:
     return f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
 
 
+TEST_SECRET_KEY = secrets.token_urlsafe(50)
+
+
 def child_env(env: dict[str, str] | None = None, drop: tuple[str, ...] = ()) -> dict[str, str]:
     """This process's environment less ``drop``, on the test database, DEBUG off, and ``env``."""
     return {
         **{name: value for name, value in os.environ.items() if name not in drop},
         "DATABASE_URL": child_database_url(),
-        "SECRET_KEY": "test-only-secret",
+        "SECRET_KEY": TEST_SECRET_KEY,
         "DEBUG": "0",
         "LOG_LEVEL": "INFO",
         "AWS_MAX_ATTEMPTS": "1",

@@ -202,3 +202,118 @@ def test_dashboard_works_for_an_admin_session_and_refuses_a_bad_year(
     bad = client.get("/dashboard/?year=nope")
     assert bad.status_code == 400
     assert "&#x27;year&#x27; must be a whole number" in bad.content.decode()
+
+
+# --- every year a hire can have: 1 to 9999 ----------------------------------------------------
+
+EDGE_HIRES = [
+    (101, 1, 1, "9999-12-31T23:59:59.999999Z"),  # the last instant a datetime can hold: 9999 Q4
+    (102, 1, 2, "9999-10-01T00:00:00Z"),  # first instant of 9999 Q4
+    (103, 2, 2, "9999-09-30T23:59:59Z"),  # 9999 Q3
+    (104, 2, 1, "9998-12-31T23:59:59Z"),  # 9998, not 9999
+    (105, 1, 1, "0001-01-01T00:00:00Z"),  # the first instant: year 1 Q1
+]
+QUARTERS_9999 = [
+    {"department": "Alpha", "job": "Analyst", "q1": 0, "q2": 0, "q3": 0, "q4": 1},
+    {"department": "Alpha", "job": "Builder", "q1": 0, "q2": 0, "q3": 0, "q4": 1},
+    {"department": "Beta", "job": "Builder", "q1": 0, "q2": 0, "q3": 1, "q4": 0},
+]
+
+
+@pytest.fixture
+def edge_hires(hires: None) -> None:
+    """The hand-worked hires, plus hires in the first and the last years a datetime can have,
+    all through the real pipeline: they pass the rules."""
+    from jobs.ingest import ingest_rows
+
+    rows = [
+        {"id": i, "name": f"E{i}", "datetime": when, "department_id": d, "job_id": j}
+        for i, d, j, when in EDGE_HIRES
+    ]
+    assert ingest_rows(table="hired_employees", rows=rows, source="rest").inserted == 5
+
+
+def test_graphql_answers_for_year_9999_and_year_1(gql, edge_hires: None) -> None:
+    last = gql(QUERY, {"y": 9999}, scope="read")
+    assert last.errors == []
+    assert last.data["hiresByQuarter"] == QUARTERS_9999
+    # Alpha 2, Beta 1, Gamma 0: the mean is 1.
+    assert last.data["departmentsAboveMean"] == [{"id": 1, "department": "Alpha", "hired": 2}]
+
+    assert gql(QUERY, {"y": 9998}, scope="read").data["hiresByQuarter"] == [
+        {"department": "Beta", "job": "Analyst", "q1": 0, "q2": 0, "q3": 0, "q4": 1}
+    ]
+    assert gql(QUERY, {"y": 1}, scope="read").data["hiresByQuarter"] == [
+        {"department": "Alpha", "job": "Analyst", "q1": 1, "q2": 0, "q3": 0, "q4": 0}
+    ]
+
+
+@pytest.mark.parametrize("year", [0, 10000, -1])
+def test_graphql_refuses_a_year_no_hire_can_have(gql, edge_hires: None, year: int) -> None:
+    answer = gql(QUERY, {"y": year}, scope="read")
+    assert answer.data is None
+    assert answer.codes == ["BAD_USER_INPUT"]
+    assert answer.errors[0]["message"] == f"'year' must be between 1 and 9999, got {year}"
+
+
+def test_rest_answers_for_year_9999(client: Client, tokens, edge_hires: None) -> None:
+    response = _get(client, "/api/metrics/hires-by-quarter?year=9999", tokens["read"])
+    assert response.status_code == 200
+    assert response.json() == {"year": 9999, "data": QUARTERS_9999}
+    above = _get(client, "/api/metrics/departments-above-mean?year=9999&format=csv", tokens["read"])
+    assert above.status_code == 200
+    assert above.content.decode().splitlines() == ["id,department,hired", "1,Alpha,2"]
+    too_late = _get(client, "/api/metrics/hires-by-quarter?year=10000", tokens["read"])
+    assert too_late.status_code == 400
+    assert too_late.json()["message"] == "'year' must be between 1 and 9999, got 10000"
+
+
+def test_dashboard_without_a_year_survives_a_hire_dated_9999(
+    client: Client, tokens, edge_hires: None
+) -> None:
+    """The default is the latest year with hires up to this one (2022 here), not 9999."""
+    response = _get(client, "/dashboard/", tokens["read"])
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert "<h1>Hires in 2022</h1>" in page
+    assert 'min="1" max="9999"' in page
+    assert '<a href="?year=9999">9999</a>' in page and '<a href="?year=1">1</a>' in page
+
+    last = _get(client, "/dashboard/?year=9999", tokens["read"])
+    assert last.status_code == 200
+    assert "<h1>Hires in 9999</h1>" in last.content.decode()
+    assert 'data-department="Alpha" data-quarter="Q4" data-value="2"' in last.content.decode()
+
+
+def test_dashboard_defaults_to_9999_when_every_hire_is_that_late(client: Client, tokens) -> None:
+    from jobs.ingest import ingest_rows
+
+    Department.objects.create(id=1, department="Alpha")
+    Job.objects.create(id=1, job="Analyst")
+    row = {"id": 1, "name": "Late", "datetime": "9999-12-31T23:59:59Z", "department_id": 1,
+           "job_id": 1}  # fmt: skip
+    assert ingest_rows(table="hired_employees", rows=[row], source="rest").inserted == 1
+    response = _get(client, "/dashboard/", tokens["read"])
+    assert response.status_code == 200
+    assert "<h1>Hires in 9999</h1>" in response.content.decode()
+    assert "<td>Alpha</td><td>Analyst</td>" in response.content.decode()
+
+
+@pytest.mark.parametrize(
+    ("years", "expected"),
+    [
+        ([], "this year"),
+        ([2020, 2021, 9999], 2021),
+        ([1, 9999], 1),
+        ([9998, 9999], 9998),
+        (["this year", 9999], "this year"),
+    ],
+)
+def test_the_default_year_is_the_latest_up_to_this_one(years: list, expected) -> None:
+    from django.utils import timezone
+
+    from backend.dashboard import default_year
+
+    this_year = timezone.now().year
+    years = [this_year if y == "this year" else y for y in years]
+    assert default_year(years) == (this_year if expected == "this year" else expected)

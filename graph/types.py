@@ -204,18 +204,27 @@ BatchInput = _batch_input()
 class Backup:
     table: Table  # type: ignore[valid-type]
     key: str = strawberry.field(description="The file's key in the backup storage.")
-    rows: int = strawberry.field(description="Rows in the file; -1 when it has no manifest.")
+    rows: int = strawberry.field(
+        description="Rows in the file; -1 when it has no manifest (the replaced system's "
+        "backups) or a damaged one."
+    )
     sha256: str
     schema_fingerprint: str
     roster_version: str
     snapshot_time: str = strawberry.field(description="When the snapshot was taken (UTC).")
     codec: str
     size: int
+    problem: str | None = strawberry.field(
+        default=None,
+        description="Why the file cannot be trusted (a damaged manifest, an unreadable file); "
+        "null for an intact backup. Such a file is never the default restore.",
+    )
 
     @classmethod
     def from_file(cls, file: Any) -> Backup:
-        fields = {name: getattr(file, name) for name in cls.__annotations__ if name != "table"}
-        return cls(table=Table(file.table), **fields)
+        names = [name for name in cls.__annotations__ if name not in ("table", "problem")]
+        fields = {name: getattr(file, name) for name in names}
+        return cls(table=Table(file.table), problem=file.problem or None, **fields)
 
 
 @strawberry.type(description="What a restore did to one table.")

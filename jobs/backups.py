@@ -2,8 +2,25 @@
 
 A backup is one consistent snapshot of the tables asked for: ``<table>/<UTC timestamp>.avro``
 and, beside it, ``<table>/<UTC timestamp>.json``, its manifest (row count, sha256, schema
-fingerprint, Roster version, snapshot time). Files stream through a temporary file, so memory
-stays flat whatever the table size.
+fingerprint, Roster version, snapshot time, and the tables of the snapshot). Files stream
+through a temporary file, so memory stays flat whatever the table size.
+
+A backup commits by its manifests. In a folder each file is written under a temporary name
+(``.<name>.<random>.part``) in its final directory, synced, then renamed into place; on S3 a PUT
+is atomic already. Every data file is written first and the manifests last, so a backup exists
+only once all of its manifests do. A backup that fails, however it fails, removes everything it
+wrote: its data files, its temporary files and the manifests of its other tables. When the
+storage failed it (a full disk, a permission, an S3 error) it raises ``BackupError``, saying
+where and why; any other error (the database gone, a bug, Ctrl-C) is raised as it is.
+
+Listing trusts file names, never the manifests' contents: a key is ``<table>/<file name>``, and
+the manifest is data to check against it. A manifest that does not check out (not JSON, wrong
+fields or types, another key or table) lists its file as damaged, with the reason. A backup of
+several tables is listed only when every one of its manifests is there. A file without a
+manifest is listed only when it is the replaced system's (no ``roster.version`` in its AVRO
+metadata, a schema that fits the table); a Roster file without its manifest is a backup that
+never committed (one in progress, or one killed mid-way) and is not listed. The default restore,
+``latest_backup``, is the newest intact Roster backup: never a damaged or a legacy file.
 
 A restore checks the whole file before it touches a table, then replaces the table's rows in
 one transaction, through the same ingest pipeline as every other write: readers see the old
@@ -15,20 +32,27 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
+import os
 import posixpath
+import re
+import secrets
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from itertools import islice
 from typing import IO, Any
 
 import fastavro
+from botocore.exceptions import BotoCoreError, ClientError
 from django.core.files import File
-from django.core.files.storage import Storage, storages
+from django.core.files.storage import FileSystemStorage, Storage, storages
 from django.db import connection, transaction
+from django.utils._os import safe_makedirs
 
 from backend import dictionary
 from backend.dictionary import Table
@@ -37,8 +61,15 @@ from jobs.avro import SchemaMismatch, check_writer_schema, fingerprint, schema_f
 from jobs.ingest import check_rows, in_transaction, store_rows
 from jobs.read_ahead import read_ahead
 
+logger = logging.getLogger("roster.backups")
+
 CODECS = ("null", "deflate", "snappy", "zstandard", "bzip2", "xz", "lz4")
 CHUNK_ROWS = 5000
+STAMP = "%Y%m%dT%H%M%S.%fZ"  # a backup's file name: its snapshot time, UTC, to the microsecond
+MANIFEST_MAX_BYTES = 1 << 20
+HEADER_MAX_BYTES = 256 << 10  # enough for any AVRO header: the schema and the metadata
+# What a storage raises when it cannot take a file: a full, read-only or forbidden folder, S3.
+STORAGE_ERRORS = (OSError, BotoCoreError, ClientError)
 
 
 class BackupError(ValueError):
@@ -47,7 +78,12 @@ class BackupError(ValueError):
 
 @dataclass
 class BackupFile:
-    """One table's backup: where it is and what its manifest says."""
+    """One table's backup: where it is and what its manifest says.
+
+    ``legacy``: a file of the replaced system (no manifest; restored only when named).
+    ``problem``: why the file cannot be trusted (a damaged manifest, an unreadable file); empty
+    for an intact backup. Neither kind is ever the default restore.
+    """
 
     table: str
     key: str
@@ -59,9 +95,18 @@ class BackupFile:
     codec: str
     size: int = 0
     seconds: float = 0.0
+    tables: list[str] = field(default_factory=list)
+    legacy: bool = False
+    problem: str = ""
+
+    @classmethod
+    def without_manifest(
+        cls, table: str, key: str, *, size: int, legacy: bool = False, problem: str = ""
+    ) -> BackupFile:
+        return cls(table, key, -1, "", "", "", "", "", size=size, legacy=legacy, problem=problem)
 
     def manifest(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if k != "seconds"}
+        return {k: v for k, v in asdict(self).items() if k not in ("seconds", "legacy", "problem")}
 
 
 @dataclass
@@ -108,12 +153,36 @@ def roster_version() -> str:
 def backup_tables(
     *, tables: list[str] | None = None, codec: str = "deflate", progress: Progress | None = None
 ) -> list[BackupFile]:
-    """Back up ``tables`` (all by default) from one snapshot, one AVRO file each."""
+    """Back up ``tables`` (all by default) from one snapshot, one AVRO file each.
+
+    The data files are written first, the manifests last: the backup exists once they all do.
+    Should anything fail, everything it wrote is removed. A storage that cannot take the files
+    (a full disk, a permission, S3 refusing) is a ``BackupError`` that says where and why; any
+    other error (the database gone, a bug) is raised as it is, for the caller to word.
+    """
     specs = _tables(tables)
     if codec not in available_codecs():
         available = ", ".join(available_codecs())
         raise BackupError(f"codec {codec!r} is not available here; use one of: {available}")
-    storage = backup_storage()
+    writes = _Writes(backup_storage())
+    try:
+        written = _write_snapshot(specs, codec, progress, writes)
+        for record in written:
+            manifest = json.dumps(record.manifest(), indent=2).encode()
+            with writes.file(_manifest_key(record.key)) as out:
+                out.write(manifest)
+    except BaseException as error:
+        left = writes.remove_all()
+        if isinstance(error, STORAGE_ERRORS):
+            raise BackupError(writes.failure(error, left)) from error
+        raise
+    return written
+
+
+def _write_snapshot(
+    specs: list[Table], codec: str, progress: Progress | None, writes: _Writes
+) -> list[BackupFile]:
+    """Each table's data file, from one snapshot; their records, not yet their manifests."""
     written: list[BackupFile] = []
     outermost = not connection.in_atomic_block
     with transaction.atomic():
@@ -123,14 +192,16 @@ def backup_tables(
             cursor = connection.cursor()
             cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         snapshot = datetime.now(UTC)
-        stamp = snapshot.strftime("%Y%m%dT%H%M%S.%fZ")
+        stamp = snapshot.strftime(STAMP)
+        names = [spec.name for spec in specs]
         for spec in specs:
             clock = time.perf_counter()
-            with tempfile.TemporaryFile() as scratch:
-                rows = _write_avro(spec, scratch, codec, snapshot, progress)
-                digest, size = _sha256(scratch)
-                key = f"{spec.name}/{stamp}.avro"
-                record = BackupFile(
+            key = f"{spec.name}/{stamp}.avro"
+            with writes.file(key) as out:
+                rows = _write_avro(spec, out, codec, snapshot, progress)
+                digest, size = _sha256(out)
+            written.append(
+                BackupFile(
                     table=spec.name,
                     key=key,
                     rows=rows,
@@ -140,17 +211,126 @@ def backup_tables(
                     snapshot_time=snapshot.isoformat(),
                     codec=codec,
                     size=size,
+                    seconds=time.perf_counter() - clock,
+                    tables=names,
                 )
-                scratch.seek(0)
-                _save(storage, key, scratch)
-            manifest = json.dumps(record.manifest(), indent=2).encode()
-            with tempfile.TemporaryFile() as scratch:
-                scratch.write(manifest)
-                scratch.seek(0)
-                _save(storage, _manifest_key(key), scratch)
-            record.seconds = time.perf_counter() - clock
-            written.append(record)
+            )
     return written
+
+
+class _Writes:
+    """The files one backup writes, each put in place whole, and removed should it fail.
+
+    In a folder (``FileSystemStorage``): a temporary file in the final directory, synced, then
+    ``os.replace``d to its name and the directory synced. In any other storage (S3), where a PUT
+    is atomic: a local temporary file, then one ``save``.
+    """
+
+    def __init__(self, storage: Storage) -> None:
+        self.storage = storage
+        self.folder = isinstance(storage, FileSystemStorage)
+        self.placed: list[str] = []  # keys, in the order they were written
+        self.temporary: list[str] = []  # paths of temporary files not yet renamed
+        self.current = ""  # the key being written
+
+    @contextmanager
+    def file(self, key: str) -> Iterator[IO[bytes]]:
+        """A file to fill; stored at ``key`` when the block ends without an error."""
+        self.current = key
+        if self.folder:
+            yield from self._in_folder(key)
+        else:
+            with tempfile.TemporaryFile() as scratch:
+                yield scratch
+                scratch.seek(0)
+                self._save(key, scratch)
+        self.current = ""
+
+    def _in_folder(self, key: str) -> Iterator[IO[bytes]]:
+        path = self.storage.path(key)
+        directory, name = os.path.split(path)
+        mode = self.storage.directory_permissions_mode
+        if mode is not None:
+            safe_makedirs(directory, mode, exist_ok=True)
+        else:
+            os.makedirs(directory, exist_ok=True)
+        if os.path.lexists(path):
+            raise BackupError(f"{key} exists already in the backup storage")
+        temporary = os.path.join(directory, f".{name}.{secrets.token_hex(6)}.part")
+        flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+        self.temporary.append(temporary)
+        with os.fdopen(os.open(temporary, flags, 0o666), "w+b") as out:
+            yield out
+            out.flush()
+            os.fsync(out.fileno())
+        if self.storage.file_permissions_mode is not None:
+            os.chmod(temporary, self.storage.file_permissions_mode)
+        os.replace(temporary, path)
+        self.temporary.remove(temporary)
+        self.placed.append(key)
+        _sync_directory(directory)
+
+    def _save(self, key: str, stream: IO[bytes]) -> None:
+        if self.storage.exists(key):
+            raise BackupError(f"{key} exists already in the backup storage")
+        self.placed.append(key)  # were the answer to a PUT lost, the object may be there
+        saved = self.storage.save(key, File(stream, name=posixpath.basename(key)))
+        if saved != key:  # renamed: someone wrote the key meanwhile, and that file is theirs
+            self.placed[-1] = saved
+            raise BackupError(f"{key} exists already in the backup storage")
+
+    def remove_all(self) -> list[str]:
+        """Remove what was written, newest first (manifests before data); return what is left.
+
+        What cannot be removed has no manifest, or lacks a sibling's: it is never listed.
+        """
+        left = []
+        for path in self.temporary:
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+            except OSError:
+                left.append(path)
+        for key in reversed(self.placed):
+            try:
+                self.storage.delete(key)
+            except Exception:  # the storage is failing: keep removing the rest
+                left.append(key)
+        if left:
+            logger.error("a failed backup left files behind", extra={"files": left})
+        self.temporary, self.placed = [], []
+        return left
+
+    def failure(self, error: BaseException, left: list[str]) -> str:
+        """One line for a backup the storage failed: where, why, and what is left."""
+        where = f" while writing {self.current}" if self.current else ""
+        message = f"the backup failed{where}: {_reason(error)}"
+        if left:
+            return f"{message}; could not remove {', '.join(left)} (never listed)"
+        return f"{message}; nothing of it was kept"
+
+
+def _reason(error: BaseException) -> str:
+    """The storage's own words: the system's for a file, S3's code and message for a request."""
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror
+    if isinstance(error, ClientError):
+        answer = error.response.get("Error", {})
+        code, message = answer.get("Code", ""), answer.get("Message", "")
+        return f"S3 refused {error.operation_name}: {code}" + (f" ({message})" if message else "")
+    return next((line for line in str(error).splitlines() if line.strip()), type(error).__name__)
+
+
+def _sync_directory(directory: str) -> None:
+    """Make a rename in ``directory`` durable (POSIX: fsync the directory)."""
+    if not hasattr(os, "O_DIRECTORY"):
+        return
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _write_avro(
@@ -193,13 +373,6 @@ def _sha256(stream: IO[bytes]) -> tuple[str, int]:
     return digest.hexdigest(), size
 
 
-def _save(storage: Storage, key: str, stream: IO[bytes]) -> None:
-    saved = storage.save(key, File(stream, name=posixpath.basename(key)))
-    if saved != key:  # a clash would have been renamed: keys are per microsecond, so it's a bug
-        storage.delete(saved)
-        raise BackupError(f"{key} exists already in the backup storage")
-
-
 def _manifest_key(key: str) -> str:
     return key.removesuffix(".avro") + ".json"
 
@@ -208,51 +381,205 @@ def _manifest_key(key: str) -> str:
 
 
 def list_backups(table: str | None = None) -> list[BackupFile]:
-    """Backups in the storage, newest first, with their manifests (where there is one).
+    """Backups in the storage, newest first (by file name); the replaced system's files last.
 
-    Files without a manifest (the replaced system's backups) have no snapshot time: they come
-    last, so that a restore's default, the latest backup, is always one of Roster's.
+    Keys come from the file names. Each manifest is checked against its file; a damaged one
+    lists its file with a ``problem``. A backup of several tables is listed only when all of
+    its manifests are there; a Roster file without a manifest (a backup that never committed)
+    is not listed.
     """
     storage = backup_storage()
+    names = {spec.name: _file_names(storage, spec.name) for spec in _tables(None)}
     found: list[BackupFile] = []
     for spec in _tables([table] if table else None):
-        try:
-            _, names = storage.listdir(spec.name)
-        except FileNotFoundError:
-            continue
-        for name in names:
-            if name.endswith(".avro"):
-                found.append(_describe(storage, f"{spec.name}/{name}", spec.name))
+        for name in sorted(names[spec.name]):
+            if name.endswith(".avro") and not name.startswith("."):
+                described = _describe(storage, spec, name, names)
+                if described is not None:
+                    found.append(described)
     return sorted(
-        found, key=lambda b: (bool(b.snapshot_time), b.key.split("/", 1)[1], b.table), reverse=True
+        found, key=lambda b: (not b.legacy, posixpath.basename(b.key), b.table), reverse=True
     )
 
 
-def _describe(storage: Storage, key: str, table: str) -> BackupFile:
-    manifest = _read_manifest(storage, key)
-    if manifest is not None:
-        fields = BackupFile.__dataclass_fields__
-        return BackupFile(**{k: v for k, v in manifest.items() if k in fields})
-    return BackupFile(table, key, -1, "", "", "", "", "", size=storage.size(key))
+def _file_names(storage: Storage, folder: str) -> set[str]:
+    try:
+        return set(storage.listdir(folder)[1])
+    except FileNotFoundError:
+        return set()
 
 
-def _read_manifest(storage: Storage, key: str) -> dict[str, Any] | None:
-    name = _manifest_key(key)
-    if not storage.exists(name):
+def _describe(
+    storage: Storage, spec: Table, name: str, names: dict[str, set[str]]
+) -> BackupFile | None:
+    """What the file ``<table>/<name>`` is, checked; None when it is not a listed backup."""
+    try:
+        key = safe_key(f"{spec.name}/{name}", spec.name)
+    except BackupError:  # a name no restore would accept
         return None
-    with storage.open(name, "rb") as stream:
-        try:
-            manifest = json.loads(stream.read(1 << 20))
-        except ValueError:
-            raise BackupError(f"the manifest {name} is not valid JSON") from None
-    return manifest if isinstance(manifest, dict) else None
+    stem = name.removesuffix(".avro")
+    if f"{stem}.json" not in names[spec.name]:
+        return _without_manifest(storage, spec, key)
+    manifest, problem = _load_manifest(storage, key, spec.name)
+    if problem:
+        return BackupFile.without_manifest(
+            spec.name, key, size=_size(storage, key), problem=problem
+        )
+    if manifest is None:  # removed since the folder was listed
+        return _without_manifest(storage, spec, key)
+    record = BackupFile(**manifest, key=key)
+    if any(f"{stem}.json" not in names.get(other, ()) for other in record.tables):
+        return None  # a backup of several tables that never committed, or was partly removed
+    return record
+
+
+def _without_manifest(storage: Storage, spec: Table, key: str) -> BackupFile | None:
+    """A file with no manifest: the replaced system's, listed as legacy, or a Roster backup
+    that never committed (not listed), or something else (listed with its problem)."""
+    size = _size(storage, key)
+    try:
+        head = _head(storage, key)
+    except FileNotFoundError:  # removed since the folder was listed (a failed backup's)
+        return None
+    except OSError as error:  # S3's errors are the storage's, not this file's: they propagate
+        problem = f"no manifest, and the file cannot be read ({error.strerror or error})"
+        return BackupFile.without_manifest(spec.name, key, size=size, problem=problem)
+    try:
+        reader = fastavro.reader(io.BytesIO(head))
+        if "roster.version" in reader.metadata:
+            return None
+        check_writer_schema(spec, reader.writer_schema)
+    except SchemaMismatch as error:
+        problem = f"no manifest, and not a backup of {spec.name}: {error}"
+        return BackupFile.without_manifest(spec.name, key, size=size, problem=problem)
+    except Exception as error:  # fastavro raises many kinds for a file that is not AVRO
+        problem = f"no manifest, and not a readable AVRO file ({error or type(error).__name__})"
+        return BackupFile.without_manifest(spec.name, key, size=size, problem=problem)
+    return BackupFile.without_manifest(spec.name, key, size=size, legacy=True)
+
+
+def _head(storage: Storage, key: str) -> bytes:
+    """The first bytes of a file: on S3 a ranged GET (S3File.obj), not the whole object."""
+    with storage.open(key, "rb") as stream:
+        s3_object = getattr(stream, "obj", None)
+        if s3_object is not None:
+            body = s3_object.get(Range=f"bytes=0-{HEADER_MAX_BYTES - 1}")["Body"]
+            return body.read()
+        return stream.read(HEADER_MAX_BYTES)
+
+
+def _size(storage: Storage, key: str) -> int:
+    try:
+        return storage.size(key)
+    except OSError:
+        return 0
+
+
+def _load_manifest(storage: Storage, key: str, table: str) -> tuple[dict[str, Any] | None, str]:
+    """The manifest of the file ``key``, checked: (fields for BackupFile, "") when it holds,
+    (None, what is wrong) when it is damaged, (None, "") when there is none."""
+    name = _manifest_key(key)
+    try:
+        with storage.open(name, "rb") as stream:
+            data = stream.read(MANIFEST_MAX_BYTES + 1)
+    except FileNotFoundError:
+        return None, ""
+    except OSError as error:
+        return None, f"the manifest {name} cannot be read ({error.strerror or error})"
+    if len(data) > MANIFEST_MAX_BYTES:
+        return None, f"the manifest {name} is larger than {MANIFEST_MAX_BYTES} bytes"
+    try:
+        manifest = json.loads(data)
+    except ValueError:
+        return None, f"the manifest {name} is not valid JSON"
+    problem = _manifest_problem(manifest, key, table)
+    if problem:
+        return None, f"the manifest {name} {problem}"
+    fields = {k: manifest[k] for k in _MANIFEST_FIELDS if k != "key"}
+    fields["tables"] = list(manifest.get("tables", [table]))
+    return fields, ""
+
+
+# What a manifest must hold. ``tables`` came later: without it, a manifest is one table's.
+_MANIFEST_FIELDS: dict[str, type] = {
+    "table": str,
+    "key": str,
+    "rows": int,
+    "sha256": str,
+    "schema_fingerprint": str,
+    "roster_version": str,
+    "snapshot_time": str,
+    "codec": str,
+    "size": int,
+}
+
+
+def _manifest_problem(manifest: Any, key: str, table: str) -> str:
+    """'' when ``manifest`` describes the file at ``key`` of ``table``; else what is wrong."""
+    if not isinstance(manifest, dict):
+        return f"holds {_json_kind(manifest)}, not an object"
+    for name, kind in _MANIFEST_FIELDS.items():
+        if name not in manifest:
+            return f"has no {name!r}"
+        value = manifest[name]
+        if not isinstance(value, kind) or isinstance(value, bool):
+            return f"has {_json_kind(value)} for {name!r}, not {_json_kind(kind())}"
+    if manifest["table"] != table:
+        return f"is for the table {manifest['table']!r:.80}, not {table}"
+    if manifest["key"] != key:
+        return f"names the file {manifest['key']!r:.200}, not {key}"
+    if manifest["rows"] < 0 or manifest["size"] < 0:
+        return "has a negative 'rows' or 'size'"
+    if not re.fullmatch(r"[0-9a-f]{64}", manifest["sha256"]):
+        return "has a 'sha256' that is not 64 hex digits"
+    stamp = _stamp_time(key)
+    if stamp is None or _snapshot(manifest["snapshot_time"]) != stamp:
+        return f"has a 'snapshot_time' {manifest['snapshot_time']!r:.80} that is not its file's"
+    tables = manifest.get("tables", [table])
+    if (
+        not isinstance(tables, list)
+        or not all(isinstance(name, str) and name in dictionary.TABLES for name in tables)
+        or len(set(tables)) != len(tables)
+        or table not in tables
+    ):
+        return f"has a 'tables' that is not a list of tables with {table}: {tables!r:.200}"
+    return ""
+
+
+def _json_kind(value: Any) -> str:
+    kinds = {bool: "a boolean", int: "an integer", float: "a number", str: "a string"}
+    kinds.update({list: "an array", dict: "an object", type(None): "null"})
+    return kinds.get(type(value), type(value).__name__)
+
+
+def _snapshot(text: str) -> datetime | None:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else None
+
+
+def _stamp_time(key: str) -> datetime | None:
+    """The snapshot time a backup's file name says, or None for another name."""
+    try:
+        return datetime.strptime(posixpath.basename(key), f"{STAMP}.avro").replace(tzinfo=UTC)
+    except ValueError:
+        return None
 
 
 def latest_backup(table: str) -> str:
-    backups = list_backups(table)
-    if not backups:
-        raise BackupError(f"there is no backup of {table} in the backup storage")
-    return backups[0].key
+    """The key of ``table``'s newest intact Roster backup: never a damaged or legacy file."""
+    listed = list_backups(table)
+    for backup in listed:
+        if not backup.problem and not backup.legacy:
+            return safe_key(backup.key, table)
+    if listed:
+        raise BackupError(
+            f"there is no intact Roster backup of {table} to restore by default, only "
+            f"{len(listed)} damaged or replaced-system file(s); name the one to restore"
+        )
+    raise BackupError(f"there is no backup of {table} in the backup storage")
 
 
 # --- restore ---------------------------------------------------------------------------------
@@ -343,11 +670,13 @@ def _verify(spec: Table, key: str, file: IO[bytes]) -> _Checked:
     counts is enough; the refill decodes the records, once. Other files have every record
     decoded here first.
     """
-    manifest = _read_manifest(backup_storage(), key)
+    manifest, problem = _load_manifest(backup_storage(), key, spec.name)
+    if problem:
+        raise BackupError(f"{key} cannot be checked: {problem}")
     digest, _ = _sha256(file)
-    if manifest and manifest.get("sha256") and manifest["sha256"] != digest:
+    if manifest is not None and manifest["sha256"] != digest:
         raise BackupError(f"{key} does not match its manifest's sha256: the file is damaged")
-    intact = bool(manifest and manifest.get("sha256"))
+    intact = manifest is not None
     try:
         reader = fastavro.reader(file)
         renames = check_writer_schema(spec, reader.writer_schema)
@@ -370,9 +699,8 @@ def _verify(spec: Table, key: str, file: IO[bytes]) -> _Checked:
             f"{key} is a Roster backup without its manifest {_manifest_key(key)}: "
             "whether it is complete cannot be checked"
         )
-    rows = manifest.get("rows") if manifest else None
-    if isinstance(rows, int) and not isinstance(rows, bool) and rows != count:
-        raise BackupError(f"{key} holds {count} rows but its manifest says {rows}")
+    if manifest is not None and manifest["rows"] != count:
+        raise BackupError(f"{key} holds {count} rows but its manifest says {manifest['rows']}")
     renamed = {old: new for old, new in renames.items() if old != new}
     return _Checked(renamed, count)
 

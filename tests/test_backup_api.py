@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from django.conf import settings
+from django.core.files.base import ContentFile
 from django.core.files.storage import storages
 from django.test import override_settings
 
@@ -249,3 +251,81 @@ def test_an_orphaning_restore_is_bad_user_input(gql, folder) -> None:
     assert answer.codes == ["BAD_USER_INPUT"]
     assert "would orphan 1 hired employees" in answer.errors[0]["message"]
     assert departments() == [(1, "Recherche & Développement"), (2, "Ops"), (99, "Late")]
+
+
+BACKUPS_CHECKED = "query ($table: Table) { backups(table: $table) { key rows problem } }"
+
+
+def three_departments_backups(gql) -> list[str]:
+    """Backups of departments with department 2 named "v1", "v2", "v3"; it is now "now"."""
+    two_departments()
+    keys = []
+    for name in ("v1", "v2", "v3"):
+        Department.objects.filter(id=2).update(department=name)
+        (file,) = gql(BACKUP, {"tables": ["DEPARTMENTS"]}).data["backup"]
+        keys.append(file["key"])
+        time.sleep(0.002)
+    Department.objects.filter(id=2).update(department="now")
+    return keys
+
+
+@pytest.mark.parametrize(
+    ("lie", "problem"),
+    [
+        ({"key": "departments/~/../{v1}"}, "names the file 'departments/~/../"),
+        ({"key": "../../../{v1}"}, "names the file '../../../"),
+        ({"key": "{v1}"}, "names the file '"),
+        ({"rows": None, "sha256": None}, "has null for 'rows', not an integer"),
+    ],
+    ids=["dotdot-to-the-oldest", "outside-the-storage", "no-slash", "nulls"],
+)
+@pytest.mark.django_db
+def test_a_lying_manifest_is_listed_with_its_problem_and_never_restored_by_default(
+    gql, storage, lie, problem
+) -> None:
+    v1, v2, v3 = three_departments_backups(gql)
+    manifest_key = v3.removesuffix(".avro") + ".json"
+    with storages["backups"].open(manifest_key, "rb") as stream:
+        manifest = json.loads(stream.read())
+    changes = {k: v.format(v1=v1.split("/")[1]) if v else v for k, v in lie.items()}
+    storages["backups"].delete(manifest_key)
+    storages["backups"].save(manifest_key, ContentFile(json.dumps({**manifest, **changes})))
+
+    listed = gql(BACKUPS_CHECKED, {"table": "DEPARTMENTS"})
+
+    assert listed.errors == []
+    damaged, *intact = listed.data["backups"]
+    assert (damaged["key"], damaged["rows"]) == (v3, -1)
+    assert damaged["problem"].startswith(f"the manifest {manifest_key} {problem}")
+    assert intact == [
+        {"key": v2, "rows": 2, "problem": None},
+        {"key": v1, "rows": 2, "problem": None},
+    ]
+
+    restored = gql(RESTORE, {"table": "DEPARTMENTS"})
+
+    assert restored.errors == []
+    assert restored.data["restore"]["backup"] == v2
+    assert departments() == [(1, "Recherche & Développement"), (2, "v2")]
+    refused = gql(RESTORE, {"table": "DEPARTMENTS", "backup": v3})
+    assert refused.codes == ["BAD_USER_INPUT"]
+    assert refused.errors[0]["message"] == f"{v3} cannot be checked: {damaged['problem']}"
+
+
+@pytest.mark.django_db
+def test_a_backup_that_fails_in_the_storage_is_bad_input_and_leaves_nothing(gql, s3_server) -> None:
+    two_departments()
+    backend = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {"bucket_name": "roster-no-such-bucket", "endpoint_url": s3_server},
+    }
+    with override_settings(STORAGES={**settings.STORAGES, "backups": backend}):
+        answer = gql(BACKUP)
+
+    assert answer.codes == ["BAD_USER_INPUT"]
+    assert answer.data is None
+    assert answer.errors[0]["message"].startswith("the backup failed while writing departments/")
+    assert answer.errors[0]["message"].endswith(
+        ": S3 refused PutObject: NoSuchBucket (The specified bucket does not exist); "
+        "nothing of it was kept"
+    )

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import errno
+import fnmatch
 import hashlib
 import io
 import json
+import os
+import posixpath
 import re
+import secrets
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -15,16 +21,24 @@ from typing import Any
 
 import fastavro
 import pytest
+from botocore.exceptions import ClientError
 from django.conf import settings
 from django.core.files.base import ContentFile
-from django.core.files.storage import Storage, storages
+from django.core.files.storage import FileSystemStorage, Storage, storages
 from django.core.management import CommandError, call_command
 from django.test import override_settings
+from storages.backends.s3 import S3Storage
 
 from backend import dictionary
 from backend.models import MODELS, Batch, Department, HiredEmployee, Job, Rejection, Source
 from jobs.avro import fingerprint, schema_for
-from jobs.backups import BackupError, backup_tables, list_backups, restore_tables
+from jobs.backups import (
+    BackupError,
+    backup_tables,
+    latest_backup,
+    list_backups,
+    restore_tables,
+)
 from jobs.ingest import ingest_rows
 from lambdas import backup as backup_lambda
 from lambdas import restore as restore_lambda
@@ -271,6 +285,7 @@ def test_backup_writes_avro_and_manifest_listed_newest_first(storage) -> None:
         "snapshot_time": department.snapshot_time,
         "codec": "deflate",
         "size": len(data),
+        "tables": ["departments"],
     }
     assert manifest["schema_fingerprint"].startswith("sha256:")
     assert manifest["roster_version"] not in ("", "unknown")
@@ -811,3 +826,472 @@ def test_restore_lambda_restores_one_table_and_refuses_bad_events(folder) -> Non
     with pytest.raises(BackupError, match="leaves the backup storage"):
         restore_lambda.handler({"table": "jobs", "backup": "../../etc/passwd"}, None)
     assert Job.objects.get(id=2).job == "Analyst"
+
+
+# --- a backup commits by its manifests -------------------------------------------------------
+
+
+def every_file(storage: Storage, folder: str = "") -> list[str]:
+    """Every file in the storage, temporary ones included, sorted."""
+    try:
+        folders, files = storage.listdir(folder)
+    except FileNotFoundError:
+        return []
+    found = [posixpath.join(folder, name) for name in files]
+    for name in folders:
+        found += every_file(storage, posixpath.join(folder, name))
+    return sorted(found)
+
+
+def many_employees(count: int) -> None:
+    """``count`` more hired employees with names that compress badly, straight into the table."""
+    HiredEmployee.objects.bulk_create(
+        HiredEmployee(id=1000 + i, name=f"E{i} {secrets.token_hex(24)}",
+                      datetime=datetime(2021, 1, 1, tzinfo=UTC), department_id=1, job_id=1)
+        for i in range(count)
+    )  # fmt: skip
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path, settings) -> Iterator[Path]:
+    """A folder backup storage on a 256 KiB tmpfs: a disk that fills up for real."""
+    location = tmp_path / "small-disk"
+    location.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(location)], check=True)
+    try:
+        settings.STORAGES = {**settings.STORAGES, "backups": _folder(location)}
+        assert isinstance(storages["backups"], FileSystemStorage)
+        assert storages["backups"].location == str(location)
+        yield location
+    finally:
+        subprocess.run(["umount", str(location)], check=True)
+
+
+@pytest.mark.django_db
+def test_backup_to_a_full_disk_fails_cleanly_and_keeps_the_previous_backup(small_disk) -> None:
+    small_data()
+    previous = backup_tables()
+    files_before = every_file(storages["backups"])
+    assert len(files_before) == 6
+    many_employees(40_000)
+    seen: list[list[str]] = []
+
+    def progress(table: str, rows: int) -> None:  # what the folder holds mid-way
+        if table == "hired_employees" and not seen:
+            seen.append(every_file(storages["backups"]))
+
+    with pytest.raises(BackupError) as raised:
+        backup_tables(progress=progress)
+
+    message = str(raised.value)
+    assert re.fullmatch(
+        r"the backup failed while writing hired_employees/\d{8}T\d{6}\.\d{6}Z\.avro: "
+        r"No space left on device; nothing of it was kept",
+        message,
+    ), message
+    (midway,) = seen  # departments and jobs were in place, hired_employees in a temporary file
+    new = sorted(set(midway) - set(files_before))
+    assert [posixpath.dirname(k) for k in new] == ["departments", "hired_employees", "jobs"]
+    assert new[0].endswith(".avro") and new[2].endswith(".avro")
+    assert re.fullmatch(r"hired_employees/\.\d{8}T\d{6}\.\d{6}Z\.avro\.[0-9a-f]{12}\.part", new[1])
+    assert every_file(storages["backups"]) == files_before  # no .avro, .json or .part left
+    assert [b.key for b in list_backups()] == [
+        previous[1].key,
+        previous[2].key,
+        previous[0].key,
+    ]
+    assert [latest_backup(table) for table in dictionary.TABLES] == [b.key for b in previous]
+
+    with pytest.raises(CommandError, match="No space left on device; nothing of it was kept"):
+        command("backup")
+    assert every_file(storages["backups"]) == files_before
+    restore_tables(tables=list(dictionary.TABLES))
+    assert counts() == (2, 2, 3)
+
+
+@pytest.mark.django_db
+def test_a_backup_in_progress_is_not_listed(storage) -> None:
+    small_data()
+    (previous,) = backup_tables(tables=["jobs"])
+    during: list[tuple[list[str], list[str]]] = []
+
+    def progress(table: str, rows: int) -> None:
+        if table == "hired_employees":
+            during.append((every_file(storage), [b.key for b in list_backups()]))
+
+    written = backup_tables(progress=progress)
+
+    files, listed = during[-1]
+    assert listed == [previous.key]  # two data files written, no manifest yet
+    assert {written[0].key, written[1].key} <= set(files)
+    assert not any(key.endswith(".json") and key != _json(previous.key) for key in files)
+    assert [b.key for b in list_backups()] == [
+        written[1].key, written[2].key, written[0].key, previous.key
+    ]  # fmt: skip
+    assert every_file(storage) == sorted(
+        [previous.key, _json(previous.key)] + [k for b in written for k in (b.key, _json(b.key))]
+    )
+    assert [b.tables for b in list_backups("jobs")] == [list(dictionary.TABLES), ["jobs"]]
+
+
+def _json(key: str) -> str:
+    return key.removesuffix(".avro") + ".json"
+
+
+class FailingS3(S3Storage):
+    """S3 storage that records what it saves, and fails the save of keys matching ``fail_on``
+    the way S3 does when it refuses a request."""
+
+    fail_on = ""
+    saved: list[str] = []  # reset by the fixture
+
+    def _save(self, name: str, content: Any) -> str:
+        if self.fail_on and fnmatch.fnmatch(name, self.fail_on):
+            error = {"Code": "SlowDown", "Message": "Please reduce your request rate."}
+            raise ClientError({"Error": error}, "PutObject")
+        saved = super()._save(name, content)
+        type(self).saved.append(saved)
+        return saved
+
+
+class FailingFolder(FileSystemStorage):
+    """A folder whose files matching ``fail_on`` cannot be created (an I/O error)."""
+
+    fail_on = ""
+
+    def path(self, name: str) -> str:
+        if self.fail_on and fnmatch.fnmatch(name, self.fail_on):
+            raise OSError(errno.EIO, os.strerror(errno.EIO), name)
+        return super().path(name)
+
+
+@pytest.fixture(params=["folder", "s3"])
+def failing(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[type]:
+    """A backup storage that fails on the keys the test sets in ``fail_on``."""
+    if request.param == "folder":
+        cls: type = FailingFolder
+        backend = {**_folder(tmp_path / "backups"), "BACKEND": "tests.test_backups.FailingFolder"}
+    else:
+        cls = FailingS3
+        bucket = request.getfixturevalue("bucket")
+        backend = {**_s3(bucket, request.getfixturevalue("s3_server")),
+                   "BACKEND": "tests.test_backups.FailingS3"}  # fmt: skip
+    cls.fail_on, cls.saved = "", []
+    with override_settings(STORAGES={**settings.STORAGES, "backups": backend}):
+        assert type(storages["backups"]) is cls
+        yield cls
+    cls.fail_on = ""
+
+
+@pytest.mark.parametrize(
+    "fail_on",
+    ["hired_employees/*.avro", "departments/*.json", "hired_employees/*.json"],
+    ids=["third-data-file", "first-manifest", "last-manifest"],
+)
+@pytest.mark.django_db
+def test_a_failed_backup_removes_every_file_it_wrote(failing, fail_on) -> None:
+    small_data()
+    failing.fail_on = fail_on
+    with pytest.raises(BackupError) as raised:
+        backup_tables()
+    failing.fail_on = ""
+
+    reason = (
+        r"S3 refused PutObject: SlowDown \(Please reduce your request rate\.\)"
+        if failing is FailingS3
+        else "Input/output error"
+    )
+    table = fail_on.split("/")[0]
+    assert re.fullmatch(
+        rf"the backup failed while writing {table}/\d{{8}}T\d{{6}}\.\d{{6}}Z\.{fail_on[-4:]}: "
+        rf"{reason}; nothing of it was kept",
+        str(raised.value),
+    ), str(raised.value)
+    assert every_file(storages["backups"]) == []
+    assert list_backups() == []
+    if failing is FailingS3:  # what it had saved before the failure, all since removed
+        written = {
+            "hired_employees/*.avro": 2,
+            "departments/*.json": 3,
+            "hired_employees/*.json": 5,
+        }
+        assert len(failing.saved) == written[fail_on]
+
+    written = backup_tables()  # the storage works again: a backup goes through
+    assert [b.key for b in list_backups()] == [written[i].key for i in (1, 2, 0)]
+
+
+@pytest.mark.parametrize("error", [RuntimeError("a bug"), KeyboardInterrupt()], ids=repr)
+@pytest.mark.django_db
+def test_a_backup_stopped_by_another_error_removes_its_files_and_raises_it_as_is(
+    storage, error
+) -> None:
+    small_data()
+    (previous,) = backup_tables(tables=["jobs"])
+
+    def progress(table: str, rows: int) -> None:
+        if table == "hired_employees":
+            placed = [k for k in every_file(storage) if not k.endswith(".part")]
+            assert len(placed) == 4  # departments and jobs are in place
+            raise error
+
+    with pytest.raises(type(error)) as raised:
+        backup_tables(progress=progress)
+
+    assert raised.value is error  # not reworded: the caller words the database, a bug, ^C
+    assert every_file(storage) == [previous.key, _json(previous.key)]
+    assert [b.key for b in list_backups()] == [previous.key]
+
+
+@pytest.mark.django_db
+def test_on_s3_the_manifests_are_written_last(failing) -> None:
+    if failing is not FailingS3:
+        return  # the folder's order shows in test_a_backup_in_progress_is_not_listed
+    small_data()
+    written = backup_tables()
+    keys = [b.key for b in written]
+    assert failing.saved == keys + [_json(key) for key in keys]
+
+
+@pytest.mark.django_db
+def test_a_backup_to_a_missing_bucket_is_a_clean_error(s3_server) -> None:
+    small_data()
+    backend = _s3(f"roster-missing-{secrets.token_hex(4)}", s3_server)
+    with (
+        override_settings(STORAGES={**settings.STORAGES, "backups": backend}),
+        pytest.raises(CommandError) as raised,
+    ):
+        command("backup", "jobs")
+    assert re.fullmatch(
+        r"the backup failed while writing jobs/\S+\.avro: S3 refused PutObject: NoSuchBucket "
+        r"\(The specified bucket does not exist\); nothing of it was kept",
+        str(raised.value),
+    ), str(raised.value)
+
+
+# --- files without a manifest ----------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_a_roster_file_without_its_manifest_is_not_listed_nor_restored_by_default(storage) -> None:
+    small_data()
+    (older,) = backup_tables(tables=["hired_employees"])
+    HiredEmployee.objects.filter(id=3).delete()
+    (newer,) = backup_tables(tables=["hired_employees"])
+    storage.delete(_json(newer.key))
+    HiredEmployee.objects.filter(id=1).delete()
+
+    assert [b.key for b in list_backups()] == [older.key]
+    (summary,) = restore_tables(tables=["hired_employees"])
+
+    assert (summary.key, summary.read) == (older.key, 3)
+    assert list(HiredEmployee.objects.order_by("id").values_list("id", flat=True)) == [1, 2, 3]
+
+
+@pytest.mark.django_db
+def test_a_legacy_file_is_listed_as_legacy_and_never_the_default_restore(folder) -> None:
+    small_data()
+    legacy = [{"id": 9, "name": "Old", "datetime": "2020-01-01T00:00:00Z",
+               "department_id_id": 1, "job_id_id": 1}]  # fmt: skip
+    put(storages["backups"], "hired_employees/~legacy.avro", avro_bytes(LEGACY_SCHEMA, legacy))
+
+    (listed,) = list_backups()
+    assert (listed.key, listed.rows, listed.legacy, listed.problem) == (
+        "hired_employees/~legacy.avro", -1, True, ""
+    )  # fmt: skip
+    with pytest.raises(BackupError) as raised:
+        restore_tables(tables=["hired_employees"])
+    assert str(raised.value) == (
+        "there is no intact Roster backup of hired_employees to restore by default, only 1 "
+        "damaged or replaced-system file(s); name the one to restore"
+    )
+    assert counts() == (2, 2, 3)
+
+    (file,) = backup_tables(tables=["hired_employees"])  # sorts before "~legacy" by name
+    assert [(b.key, b.legacy) for b in list_backups()] == [
+        (file.key, False),
+        ("hired_employees/~legacy.avro", True),
+    ]
+    assert latest_backup("hired_employees") == file.key
+    (summary,) = restore_tables(
+        tables=["hired_employees"], backups={"hired_employees": "hired_employees/~legacy.avro"}
+    )  # by name, it restores
+    assert (summary.read, summary.inserted) == (1, 1)
+
+
+@pytest.mark.parametrize(
+    ("data", "problem"),
+    [
+        (avro_bytes(schema_for(dictionary.JOBS), [{"id": 1, "job": "x"}]),
+         "no manifest, and not a backup of departments: the backup's fields do not match "
+         "departments: missing department; unexpected job"),
+        (b"id,department\n1,Nope\n",
+         "no manifest, and not a readable AVRO file (cannot read header - is it an avro file?)"),
+    ],
+    ids=["other-schema", "not-avro"],
+)  # fmt: skip
+@pytest.mark.django_db
+def test_a_file_without_manifest_in_no_known_format_is_listed_with_its_problem(
+    folder, data, problem
+) -> None:
+    small_data()
+    (file,) = backup_tables(tables=["departments"])
+    put(storages["backups"], "departments/~stray.avro", data)
+
+    listed = list_backups("departments")
+
+    assert [(b.key, b.rows, b.legacy, b.problem) for b in listed] == [
+        ("departments/~stray.avro", -1, False, problem),
+        (file.key, 2, False, ""),
+    ]
+    assert latest_backup("departments") == file.key
+
+
+@pytest.mark.django_db
+def test_a_backup_of_several_tables_with_one_manifest_removed_is_not_listed(storage) -> None:
+    small_data()
+    (older,) = backup_tables(tables=["departments"])
+    Department.objects.filter(id=2).update(department="Later")
+    written = backup_tables()
+    assert [b.key for b in list_backups("departments")] == [written[0].key, older.key]
+
+    storage.delete(_json(written[1].key))  # jobs' manifest
+
+    assert [b.key for b in list_backups()] == [older.key]
+    assert latest_backup("departments") == older.key
+    with pytest.raises(BackupError, match="there is no backup of jobs in the backup storage"):
+        latest_backup("jobs")
+    restore_tables(tables=["departments"])
+    assert Department.objects.get(id=2).department == "Ops"
+
+
+@pytest.mark.django_db
+def test_a_manifest_without_tables_reads_as_one_tables_backup(folder) -> None:
+    small_data()
+    written = backup_tables()
+    path = folder / _json(written[1].key)
+    manifest = json.loads(path.read_text())
+    del manifest["tables"]
+    path.write_text(json.dumps(manifest))
+
+    jobs = list_backups("jobs")
+
+    assert [(b.key, b.tables, b.problem) for b in jobs] == [(written[1].key, ["jobs"], "")]
+    assert len(list_backups()) == 3
+    (summary,) = restore_tables(tables=["jobs"])
+    assert (summary.key, summary.read) == (written[1].key, 2)
+
+
+# --- damaged and lying manifests -------------------------------------------------------------
+
+
+def _lie(manifest: dict[str, Any], files: dict[str, str]) -> dict[str, bytes]:
+    """Ways to damage the newest jobs manifest, each as the bytes written in its place."""
+    older = files["oldest"].split("/")[1]
+
+    def changed(**changes: Any) -> bytes:
+        return json.dumps({**manifest, **changes}).encode()
+
+    missing = {k: v for k, v in manifest.items() if k not in ("rows", "sha256")}
+    return {
+        "dotdot-to-an-older-file": changed(key=f"jobs/~/../{older}"),
+        "key-outside-the-storage": changed(key=f"../../../{older}"),
+        "key-of-another-table": changed(key=files["departments"]),
+        "key-with-no-slash": changed(key=older),
+        "another-table": changed(table="departments"),
+        "missing-fields": json.dumps(missing).encode(),
+        "rows-as-text": changed(rows="2"),
+        "rows-as-boolean": changed(rows=True),
+        "sha256-not-hex": changed(sha256="z" * 64),
+        "snapshot-time-of-another-file": changed(snapshot_time="2099-01-01T00:00:00+00:00"),
+        "tables-not-a-list": changed(tables="jobs"),
+        "tables-without-jobs": changed(tables=["departments"]),
+        "not-json": b"{'key': 'jobs/x.avro'",
+        "not-utf8": b"\xff\xfe\x00{",
+        "a-list": json.dumps([manifest]).encode(),
+        "null": b"null",
+    }
+
+
+LIES = {
+    "dotdot-to-an-older-file": "names the file 'jobs/~/../",
+    "key-outside-the-storage": "names the file '../../../",
+    "key-of-another-table": "names the file 'departments/",
+    "key-with-no-slash": "names the file '",
+    "another-table": "is for the table 'departments', not jobs",
+    "missing-fields": "has no 'rows'",
+    "rows-as-text": "has a string for 'rows', not an integer",
+    "rows-as-boolean": "has a boolean for 'rows', not an integer",
+    "sha256-not-hex": "has a 'sha256' that is not 64 hex digits",
+    "snapshot-time-of-another-file": "has a 'snapshot_time' '2099-01-01T00:00:00+00:00' that",
+    "tables-not-a-list": "has a 'tables' that is not a list of tables with jobs: 'jobs'",
+    "tables-without-jobs": "has a 'tables' that is not a list of tables with jobs",
+    "not-json": "is not valid JSON",
+    "not-utf8": "is not valid JSON",
+    "a-list": "holds an array, not an object",
+    "null": "holds null, not an object",
+}
+
+
+def three_jobs_backups() -> dict[str, str]:
+    """Three jobs backups (job 1 named after each), a departments one; job 1 is now "now"."""
+    files = {}
+    for version in ("oldest", "middle", "newest"):
+        Job.objects.filter(id=1).update(job=version)
+        (files[version],) = (b.key for b in backup_tables(tables=["jobs"]))
+        time.sleep(0.002)
+    (files["departments"],) = (b.key for b in backup_tables(tables=["departments"]))
+    Job.objects.filter(id=1).update(job="now")
+    return files
+
+
+@pytest.mark.parametrize("lie", list(LIES))
+@pytest.mark.django_db
+def test_a_damaged_manifest_is_listed_as_damaged_and_never_the_default(storage, lie) -> None:
+    small_data()
+    files = three_jobs_backups()
+    manifest = json.loads(fetch(storage, _json(files["newest"])))
+    put(storage, _json(files["newest"]), _lie(manifest, files)[lie])
+
+    listed = list_backups("jobs")
+
+    assert [b.key for b in listed] == [files["newest"], files["middle"], files["oldest"]]
+    damaged = listed[0]
+    assert damaged.problem.startswith(f"the manifest {_json(files['newest'])} {LIES[lie]}")
+    assert (damaged.table, damaged.rows, damaged.sha256, damaged.legacy) == ("jobs", -1, "", False)
+    assert [b.problem for b in listed[1:]] == ["", ""]
+    assert len(list_backups()) == 4
+    assert latest_backup("jobs") == files["middle"]
+
+    (summary,) = restore_tables(tables=["jobs"])
+
+    assert summary.key == files["middle"]
+    assert Job.objects.get(id=1).job == "middle"
+    with pytest.raises(BackupError) as raised:
+        restore_tables(tables=["jobs"], backups={"jobs": files["newest"]})
+    assert str(raised.value) == f"{files['newest']} cannot be checked: {damaged.problem}"
+    assert Job.objects.get(id=1).job == "middle"
+
+
+@pytest.mark.django_db
+def test_the_manifests_of_a_legacy_name_or_a_foreign_file_cannot_vouch_for_it(folder) -> None:
+    small_data()
+    files = three_jobs_backups()
+    data = fetch(storages["backups"], files["oldest"])
+    manifest = json.loads(fetch(storages["backups"], _json(files["oldest"])))
+    put(storages["backups"], "jobs/~copy.avro", data)  # a copy, and its manifest, renamed
+    put(
+        storages["backups"],
+        "jobs/~copy.json",
+        json.dumps({**manifest, "key": "jobs/~copy.avro"}).encode(),
+    )
+
+    (copy, *rest) = list_backups("jobs")
+
+    assert copy.key == "jobs/~copy.avro"
+    assert copy.problem == (
+        f"the manifest jobs/~copy.json has a 'snapshot_time' {manifest['snapshot_time']!r} "
+        "that is not its file's"
+    )
+    assert [b.key for b in rest] == [files["newest"], files["middle"], files["oldest"]]
+    assert latest_backup("jobs") == files["newest"]

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import csv
-import json
 from collections.abc import Callable
 from dataclasses import asdict, fields
 from functools import wraps
 from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
+from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
@@ -17,6 +17,8 @@ from django.views.decorators.http import require_GET, require_POST
 from backend import dictionary, metrics
 from backend.auth import AccessDenied, require_principal, require_scope
 from backend.models import MODELS, Scope, Source
+from backend.request_body import MalformedBody, parse_json_body
+from backend.timeouts import TIMEOUT_CODE, is_statement_timeout, statement_timeout, timeout_message
 from jobs.ingest import BatchSizeError, check_batch_size, ingest_rows
 
 
@@ -24,13 +26,12 @@ def _error(status: int, message: str) -> JsonResponse:
     return JsonResponse({"message": message}, status=status)
 
 
-def _no_constant(name: str) -> Any:
-    """Refuse ``NaN`` and ``Infinity``: Python accepts them, JSON (and the JSON columns) do not."""
-    raise ValueError(f"{name} is not a JSON value")
-
-
 def needs(scope: Scope) -> Callable:
-    """Let the view run only for a principal with ``scope``; answer 401/403 otherwise."""
+    """Let the view run only for a principal with ``scope``; answer 401/403 otherwise.
+
+    The view's statements run under ``STATEMENT_TIMEOUT_MS``; one that runs longer answers 503
+    with ``"code": "TIMEOUT"`` (no ``Retry-After``: the same request would time out again).
+    """
 
     def decorate(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
         @wraps(view)
@@ -42,7 +43,15 @@ def needs(scope: Scope) -> Callable:
                 if denied.status == 401:
                     response["WWW-Authenticate"] = 'Bearer realm="roster"'
                 return response
-            return view(request, *args, **kwargs)
+            try:
+                with statement_timeout():
+                    return view(request, *args, **kwargs)
+            except DatabaseError as error:
+                if not is_statement_timeout(error):
+                    raise  # an outage: DatabaseUnavailableMiddleware answers it
+                return JsonResponse(
+                    {"message": timeout_message(), "code": TIMEOUT_CODE}, status=503
+                )
 
         return csrf_exempt(wrapper)  # require_principal checks CSRF for session callers
 
@@ -80,8 +89,8 @@ def list_rows(request: HttpRequest, table: str) -> HttpResponse:
 def insert_rows(request: HttpRequest) -> HttpResponse:
     """``POST /api/employees/`` with ``{"destination_table": ..., "data": [{...}]}``."""
     try:
-        body = json.loads(request.body, parse_constant=_no_constant)
-    except (ValueError, RecursionError) as error:  # UnicodeDecodeError is a ValueError
+        body = parse_json_body(request.body)
+    except MalformedBody as error:
         return _error(400, f"the body is not valid JSON: {error}")
     if not isinstance(body, dict):
         return _error(400, "the body must be a JSON object with 'destination_table' and 'data'")
@@ -131,8 +140,19 @@ def _metric_response(
     response["Content-Disposition"] = f'inline; filename="{name}-{year}.csv"'
     writer = csv.writer(response)
     writer.writerow(columns)
-    writer.writerows([record[column] for column in columns] for record in records)
+    writer.writerows([_csv_cell(record[column]) for column in columns] for record in records)
     return response
+
+
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _csv_cell(value: Any) -> Any:
+    """OWASP's defence against CSV injection: a text cell that a spreadsheet would read as a
+    formula (``=HYPERLINK(...)``) gets a leading single quote. Numbers stay numbers."""
+    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+        return "'" + value
+    return value
 
 
 def _metric(compute: Callable[..., list[Any]], row: type) -> Callable[[HttpRequest], HttpResponse]:

@@ -8,18 +8,14 @@ from contextlib import contextmanager
 import strawberry
 from django.conf import settings
 from django.db.models import Q
-from strawberry.extensions import (
-    MaskErrors,
-    MaxAliasesLimiter,
-    MaxTokensLimiter,
-    QueryDepthLimiter,
-)
+from strawberry.extensions import MaskErrors
 
 from backend import metrics, models
 from backend.models import Source
 from graph import selectors
-from graph.errors import bad_input, should_mask
+from graph.errors import ErrorCodes, bad_input, should_mask
 from graph.execution import LeafObjectExecutionContext
+from graph.limits import QueryLimits
 from graph.pagination import Connection, paginate
 from graph.permissions import CanRead, CanWrite, IsAdmin
 from graph.types import (
@@ -104,8 +100,7 @@ class Query:
             rows = rows.filter(table=table.value)
         if batch_id is not None:
             rows = rows.filter(Q(batch_id=_uuid(batch_id)))
-        build = lambda page: [Rejection.from_model(row) for row in page]  # noqa: E731
-        return paginate(rows, first=first, after=after, build=build)
+        return paginate(rows, first=first, after=after, build=selectors.rejection_nodes)
 
 
 @contextmanager
@@ -184,9 +179,8 @@ schema = strawberry.Schema(
     mutation=Mutation,
     execution_context_class=LeafObjectExecutionContext,
     extensions=[
-        lambda: QueryDepthLimiter(max_depth=settings.GRAPHQL_MAX_DEPTH),
-        lambda: MaxAliasesLimiter(max_alias_count=settings.GRAPHQL_MAX_ALIASES),
-        lambda: MaxTokensLimiter(max_token_count=settings.GRAPHQL_MAX_TOKENS),
+        QueryLimits,
+        ErrorCodes,
         lambda: MaskErrors(
             should_mask_error=lambda error: should_mask(error) and not settings.DEBUG
         ),

@@ -1,20 +1,30 @@
 """The /graphql door: authentication, request limits, then Strawberry.
 
-A database outage, in the token lookup or in a resolver, answers 503 with ``Retry-After`` and
-errors with ``extensions.code`` ``SERVICE_UNAVAILABLE``.
+- A request that cannot be read (a body that is not UTF-8 JSON, not an object, a
+  ``operationName`` that is not text...) answers 400 with ``extensions.code`` ``BAD_REQUEST``,
+  in JSON like every other answer here.
+- A database outage, in the token lookup or in a resolver, answers 503 with ``Retry-After``
+  and errors with ``extensions.code`` ``SERVICE_UNAVAILABLE``.
+- A statement cancelled by ``STATEMENT_TIMEOUT_MS`` is not an outage: its error has
+  ``extensions.code`` ``TIMEOUT``.
+- An answer orjson cannot encode (an integer wider than 64 bits, deep nesting in a logged
+  row) is encoded by ``json`` instead: the answer never fails for its content.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 import orjson
+from cross_web import HTTPException, SyncHTTPRequestAdapter
 from django.http import HttpRequest, HttpResponseBase, JsonResponse
 from django.utils.decorators import method_decorator
 from django.views.decorators.csrf import csrf_exempt
 from strawberry.django.views import GraphQLView, TemporalHttpResponse
-from strawberry.http import GraphQLHTTPResponse
+from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
+from strawberry.http.parse_content_type import parse_content_type
 from strawberry.types import ExecutionResult
 
 from backend.auth import AccessDenied, require_principal
@@ -25,7 +35,12 @@ from backend.health import (
     UNAVAILABLE_MESSAGE,
     log_outage,
 )
-from graph.errors import is_outage, service_unavailable
+from backend.request_body import MalformedBody, has_lone_surrogate, parse_json_body
+from backend.timeouts import TIMEOUT_CODE, is_statement_timeout, statement_timeout, timeout_message
+from graph.errors import is_outage, is_timeout, service_unavailable, timed_out
+
+BAD_REQUEST = "BAD_REQUEST"
+_HTTP_CODES = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}
 
 
 def graphql_error(status: int, code: str, message: str) -> JsonResponse:
@@ -49,10 +64,16 @@ class RosterGraphQLView(GraphQLView):
             return super().dispatch(request, *args, **kwargs)
         try:
             request.principal = require_principal(request)  # type: ignore[attr-defined]
-            return super().dispatch(request, *args, **kwargs)
+            with statement_timeout():
+                return self.run(request=request)
+        except HTTPException as refused:  # Strawberry's, or ours: the request cannot be read
+            code = _HTTP_CODES.get(refused.status_code, BAD_REQUEST)
+            return graphql_error(refused.status_code, code, refused.reason)
         except AccessDenied as denied:
             return graphql_error(denied.status, denied.code, denied.message)
         except DATABASE_ERRORS as error:
+            if is_statement_timeout(error):
+                return graphql_error(200, TIMEOUT_CODE, timeout_message())
             log_outage(request, error)
             return graphql_error(503, UNAVAILABLE_CODE, UNAVAILABLE_MESSAGE)
 
@@ -63,13 +84,50 @@ class RosterGraphQLView(GraphQLView):
             and "text/html" in request.headers.get("Accept", "")
         )
 
+    def parse_http_body(self, request: SyncHTTPRequestAdapter) -> GraphQLRequestData:  # type: ignore[override]
+        """A JSON POST body, read strictly (``backend/request_body.py``); GET as Strawberry does."""
+        content_type, _ = parse_content_type(request.content_type or "")
+        if request.method != "POST" or "application/json" not in content_type:
+            return super().parse_http_body(request)  # type: ignore[return-value]
+        try:
+            body = parse_json_body(request.request.body)  # type: ignore[attr-defined]
+        except MalformedBody as error:
+            raise HTTPException(400, f"Unable to parse request body as JSON: {error}") from None
+        if not isinstance(body, dict):
+            raise HTTPException(
+                400, f"The body must be a JSON object with a 'query', got {_json_kind(body)}."
+            )
+        query, variables = body.get("query"), body.get("variables")
+        operation_name, extensions = body.get("operationName"), body.get("extensions")
+        for name, value, kind in (
+            ("query", query, str),
+            ("operationName", operation_name, str),
+            ("variables", variables, dict),
+            ("extensions", extensions, dict),
+        ):
+            if value is not None and not isinstance(value, kind):
+                expected = "a string" if kind is str else "an object"
+                raise HTTPException(400, f"'{name}' must be {expected} or null.")
+        if operation_name is not None and has_lone_surrogate(operation_name):
+            raise HTTPException(400, "'operationName' must be text (it holds a lone surrogate).")
+        return GraphQLRequestData(
+            query=query, variables=variables, operation_name=operation_name, extensions=extensions
+        )
+
     def process_result(self, request: HttpRequest, result: ExecutionResult) -> GraphQLHTTPResponse:
-        """A resolver that lost the database (Strawberry caught it) becomes SERVICE_UNAVAILABLE."""
+        """A resolver that lost the database (Strawberry caught it) becomes SERVICE_UNAVAILABLE;
+        one whose statement was cancelled by the timeout, TIMEOUT."""
         outages = [error for error in result.errors or () if is_outage(error)]
         if outages:
             log_outage(request, outages[0].original_error)
+        if result.errors:
             result.errors = [
-                service_unavailable(error) if is_outage(error) else error for error in result.errors
+                service_unavailable(error)
+                if is_outage(error)
+                else timed_out(error)
+                if is_timeout(error)
+                else error
+                for error in result.errors
             ]
         return super().process_result(request, result)
 
@@ -91,12 +149,62 @@ class RosterGraphQLView(GraphQLView):
         return super().create_response(response_data, sub_response)
 
     def encode_json(self, data: object) -> bytes:
-        """orjson: several times faster than json.dumps on a 1000-row page."""
-        return orjson.dumps(data)
+        """orjson: several times faster than json.dumps on a 1000-row page. What it refuses
+        (integers wider than 64 bits, nesting deeper than 255) goes through ``encode_any``."""
+        try:
+            return orjson.dumps(data)
+        except orjson.JSONEncodeError:
+            return encode_any(data)
 
     def decode_json(self, data: str | bytes) -> object:
-        """JSON nested too deeply for the parser is a bad request (400), not a crash (500)."""
+        """GET's ``variables`` and ``extensions``: malformed JSON is a bad request (400)."""
         try:
-            return json.loads(data)
-        except RecursionError:
-            raise json.JSONDecodeError("nested too deeply", "", 0) from None
+            return parse_json_body(data)
+        except MalformedBody as error:
+            raise json.JSONDecodeError(str(error), "", 0) from None
+
+
+def _json_kind(value: object) -> str:
+    if value is None:
+        return "null"
+    kinds = {bool: "a boolean", int: "a number", float: "a number", str: "a string"}
+    return kinds.get(type(value), "an array")
+
+
+_MAX_DEPTH = 500
+"""Deeper than this, ``encode_any`` writes a marker: ``json`` follows nesting by recursion."""
+
+
+def encode_any(data: object) -> bytes:
+    """JSON for any answer: lossless where JSON allows (big integers stay numbers), text where
+    it does not (a lone surrogate as its ``\\udxxx`` escape text, ``NaN`` as ``"nan"``)."""
+    try:
+        text = json.dumps(data, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        return text.encode("utf-8")
+    except (ValueError, TypeError, RecursionError, UnicodeEncodeError):
+        text = json.dumps(_portable(data, 0), ensure_ascii=False, separators=(",", ":"))
+        return text.encode("utf-8")
+
+
+def _portable(value: Any, depth: int) -> Any:
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        try:
+            str(value)  # Python refuses to write an integer of more than 4,300 digits
+        except ValueError:
+            return hex(value)
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if depth >= _MAX_DEPTH:
+        return f"[nested deeper than {_MAX_DEPTH} levels: not shown]"
+    if isinstance(value, dict):
+        return {
+            _portable(str(key), depth): _portable(item, depth + 1) for key, item in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [_portable(item, depth + 1) for item in value]
+    return _portable(str(value), depth)

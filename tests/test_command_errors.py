@@ -442,6 +442,22 @@ def test_a_command_error_is_error_colon_not_its_class_name() -> None:
     assert "CommandError" not in ran.lines[-1]
 
 
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (("load_csv", "x.csv", "--table", "salaries"), "error: argument --table: invalid choice: "
+         "'salaries' (choose from 'departments', 'jobs', 'hired_employees') "
+         "(see manage.py load_csv --help)"),
+        (("restore", "jobs", "--bogus"),
+         "error: unrecognized arguments: --bogus (see manage.py restore --help)"),
+    ],
+)  # fmt: skip
+def test_a_usage_mistake_is_one_line_and_exit_2(args: tuple[str, ...], expected: str) -> None:
+    ran = manage(*args)
+
+    assert (ran.returncode, ran.stderr, ran.stdout) == (2, expected + "\n", "")
+
+
 @pytest.mark.django_db(transaction=True)
 def test_create_token_twice_is_one_line() -> None:
     first = manage("create_token", "ci")

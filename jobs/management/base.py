@@ -24,7 +24,12 @@ from contextlib import contextmanager
 from typing import Any, NoReturn
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError, SystemCheckError
+from django.core.management.base import (
+    BaseCommand,
+    CommandError,
+    CommandParser,
+    SystemCheckError,
+)
 
 from jobs.faults import is_job_refusal, one_line
 from jobs.progress import RowProgress
@@ -35,10 +40,25 @@ logger = logging.getLogger("roster.commands")
 INTERRUPTED = 130  # the shell's code for a Ctrl-C
 
 
+class _OneLineParser(CommandParser):
+    """A usage mistake (an unknown option, a bad choice) is one ``error: …`` line too, exit 2,
+    instead of argparse's usage block; ``--help`` still shows the usage."""
+
+    def error(self, message: str) -> NoReturn:
+        if not self.called_from_command_line:
+            super().error(message)  # Django raises CommandError
+        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
+
+
 class OperatorCommand(BaseCommand):
     """A command whose every failure ends as one ``error: …`` line and a non-zero exit."""
 
     verbosity = 1
+
+    def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any) -> CommandParser:
+        parser = super().create_parser(prog_name, subcommand, **kwargs)
+        parser.__class__ = _OneLineParser  # Django builds a CommandParser; ours only words errors
+        return parser
 
     def execute(self, *args: Any, **options: Any) -> Any:
         self.verbosity = options.get("verbosity", 1)

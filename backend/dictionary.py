@@ -8,6 +8,7 @@ To change a rule, change it here (and its tests).
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -91,6 +92,8 @@ class Integer(Kind):
     @staticmethod
     def _parse(value: str, text: str) -> int:
         """Signs, leading zeros and very long numbers: the rarer spellings of an integer."""
+        if not trim(text):
+            raise RuleViolation("required", "is required")
         if not re.fullmatch(r"[+-]?[0-9]+", text):
             raise RuleViolation("invalid_type", f"must be an integer, got {_shown(value)}")
         if len(text.lstrip("+-").lstrip("0")) > len(str(MAX_ID)):  # int() refuses 4300+
@@ -101,7 +104,8 @@ class Integer(Kind):
 
 @dataclass(frozen=True)
 class Text(Kind):
-    """A trimmed, non-blank string of at most ``max_length`` characters."""
+    """A trimmed, non-blank string of at most ``max_length`` characters, with no control
+    character (see ``trim``)."""
 
     max_length: int = 255
 
@@ -109,11 +113,13 @@ class Text(Kind):
         if not isinstance(value, str):
             raise RuleViolation("invalid_type", f"must be a string, got {_json_type(value)}")
         text = value.strip()
-        if "\x00" in text or not (text.isascii() or _encodes(text)):  # no database can
-            # store NUL or an unpaired surrogate
-            raise RuleViolation(
-                "invalid_type", "must be text without NUL characters or unpaired surrogates"
-            )
+        if not text.isprintable():  # rare: a format or control character, a surrogate...
+            if not _trim_rare(text):  # nothing but spaces, format and control characters
+                raise RuleViolation("required", "is required")
+            text = _trim_rare(text, controls=False)  # a control character is refused, not cut
+            _check_characters(text)
+        if not text:
+            raise RuleViolation("required", "is required")
         if len(text) > self.max_length:
             raise RuleViolation(
                 "too_long", f"must be at most {self.max_length} characters, got {len(text)}"
@@ -140,6 +146,8 @@ class Timestamp(Kind):
             raise RuleViolation("invalid_type", f"must be a string, got {_json_type(value)}")
         text = value.strip()
         if not _ISO_DATETIME.fullmatch(text):
+            if not trim(text):
+                raise RuleViolation("required", "is required")
             raise RuleViolation(
                 "invalid_datetime",
                 "must be an ISO 8601 date and time such as 2021-07-27T16:02:08Z, "
@@ -166,6 +174,52 @@ class Timestamp(Kind):
 
 _CSV_SPECIAL = re.compile(r'[,"\r\n\\]')
 """What makes a text field need quotes in CSV (a backslash only to be safe)."""
+
+
+def trim(text: str) -> str:
+    """``text`` without the spaces, format characters (Unicode category Cf, such as the
+    zero-width space U+200B and the byte-order mark U+FEFF) and control characters (Cc) at
+    either end. Inside, they stay: a zero-width joiner is part of some names."""
+    text = text.strip()
+    return text if text.isprintable() else _trim_rare(text)
+
+
+def _trim_rare(text: str, *, controls: bool = True) -> str:
+    """``trim`` for a string that ``str.strip`` left with a character that is not printable;
+    with ``controls=False`` it trims spaces and format characters only.
+
+    ``isprintable`` is false for every character ``trim`` removes but the plain space, which
+    ``strip`` took already, so printable text (nearly all of it) never comes here.
+    """
+    trimmed = ("Cf", "Cc") if controls else ("Cf",)
+    start, end = 0, len(text)
+    while start < end and _trimmed(text[start], trimmed):
+        start += 1
+    while end > start and _trimmed(text[end - 1], trimmed):
+        end -= 1
+    return text[start:end]
+
+
+def _trimmed(character: str, categories: tuple[str, ...]) -> bool:
+    return character.isspace() or unicodedata.category(character) in categories
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+"""Unicode's control characters (category Cc): C0, DEL and C1."""
+
+
+def _check_characters(text: str) -> None:
+    """Refuse a control character inside a trimmed string, and an unpaired surrogate, which
+    no database can store (PostgreSQL refuses NUL in text, and a surrogate is not UTF-8)."""
+    control = _CONTROL.search(text)
+    if control is not None:
+        raise RuleViolation(
+            "control_character",
+            f"must not hold a control character, got {control.group()!r} at character "
+            f"{control.start() + 1}",
+        )
+    if not _encodes(text):
+        raise RuleViolation("invalid_type", "must be text without unpaired surrogates")
 
 
 def _encodes(text: str) -> bool:
@@ -267,7 +321,7 @@ class Table:
         row: dict[str, Any] = {}
         for name, clean in self._cleaners:
             value = raw.get(name)
-            if value is None or (type(value) is str and not value.strip()):
+            if value is None or (type(value) is str and not value.strip()):  # or by the kind
                 reasons.append(Reason(name, "required", "is required"))
                 continue
             try:
@@ -328,11 +382,14 @@ def table(name: str) -> Table:
 
 
 REASON_CODES: dict[str, str] = {
-    "required": "The field is missing, null, or blank after trimming.",
+    "required": "The field is missing, null, or blank after trimming: nothing but spaces,"
+    " format characters (such as the zero-width space U+200B or U+FEFF) and control characters.",
     "invalid_type": "The value has the wrong type (a string where an integer belongs, say).",
     "not_positive": "An id is zero or negative.",
     "out_of_range": f"An id is larger than {MAX_ID}.",
     "too_long": "A string is longer than its column allows (after trimming).",
+    "control_character": "A string holds a control character (NUL, a line break, a tab, an"
+    " escape: Unicode category Cc) once trimmed; at either end one is trimmed away.",
     "invalid_datetime": "Not an ISO 8601 date and time with a T or a space between them.",
     "unknown_field": "The row has a field that is not a column of the table.",
     "invalid_row": "The row is not an object.",
@@ -357,7 +414,9 @@ def as_markdown() -> str:
         "Generated from `backend/dictionary.py` by `python manage.py dictionary_docs`;"
         " do not edit by hand.",
         "",
-        "Every field is mandatory. Strings are trimmed. Ids are positive 32-bit integers,"
+        "Every field is mandatory. Strings are trimmed of spaces, format characters (such as"
+        " U+200B and U+FEFF) and control characters at both ends, and may not hold a control"
+        " character (a line break, a tab, NUL) inside. Ids are positive 32-bit integers,"
         " unique in their table and within a batch. Datetimes are ISO 8601 with a `T` or a"
         " space between date and time; with `Z` or an offset they are converted to UTC, and"
         " without a zone they are taken as UTC. CSV files list the columns in the order below.",

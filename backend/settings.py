@@ -10,6 +10,7 @@
 | LOG_LEVEL | INFO | the root log level; logs are JSON lines on stderr |
 | BACKUP_BUCKET | (none) | back up to this S3 bucket; AWS_ENDPOINT_URL for S3-compatible stores |
 | BACKUP_DIR | var/backups | back up to this folder when no bucket is set |
+| BACKUP_KEEP | 0 | intact backups kept per table after each backup; 0 keeps them all |
 """
 
 from __future__ import annotations
@@ -147,6 +148,9 @@ STATIC_ROOT = VAR_DIR / "static"
 # --- backups: an S3 bucket when BACKUP_BUCKET is set, else a local folder -------------------
 BACKUP_BUCKET = os.environ.get("BACKUP_BUCKET", "")
 BACKUP_DIR = Path(os.environ.get("BACKUP_DIR", VAR_DIR / "backups"))
+BACKUP_KEEP = int(os.environ.get("BACKUP_KEEP", "0"))
+if BACKUP_KEEP < 0:
+    raise ImproperlyConfigured(f"BACKUP_KEEP must be 0 (keep every backup) or more: {BACKUP_KEEP}")
 AWS_ENDPOINT_URL = os.environ.get("AWS_ENDPOINT_URL") or None
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},

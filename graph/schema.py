@@ -9,6 +9,7 @@ import strawberry
 from django.conf import settings
 from django.db.models import Q
 from strawberry.extensions import MaskErrors
+from strawberry.schema.config import StrawberryConfig
 
 from backend import metrics, models
 from backend.models import Source
@@ -16,10 +17,11 @@ from graph import selectors
 from graph.errors import ErrorCodes, bad_input, should_mask
 from graph.execution import LeafObjectExecutionContext
 from graph.limits import QueryLimits
-from graph.pagination import Connection, paginate
+from graph.pagination import MAX_PAGE, Connection, paginate
 from graph.permissions import CanRead, CanWrite, IsAdmin
 from graph.types import (
     ROW_INPUTS,
+    SCALARS,
     Backup,
     BatchInput,
     BatchResult,
@@ -34,9 +36,13 @@ from graph.types import (
     Rejection,
     RestoreResult,
     Table,
+    backup_position,
 )
 from jobs import backups
 from jobs.ingest import BatchSizeError, check_batch_size, ingest_rows
+
+BACKUPS_PAGE = 100
+"""How many backups ``backups`` lists when ``first`` is left out."""
 
 
 @strawberry.type
@@ -82,10 +88,24 @@ class Query:
     def departments_above_mean(self, year: int) -> list[DepartmentHires]:
         return metrics.departments_above_mean(year=_year(year))
 
-    @strawberry.field(permission_classes=[IsAdmin], description="Backups, newest first.")
-    def backups(self, table: Table | None = None) -> list[Backup]:  # type: ignore[valid-type]
+    @strawberry.field(
+        permission_classes=[IsAdmin],
+        description=f"Backups, newest first, the replaced system's last: the first "
+        f"{BACKUPS_PAGE} by default, at most {MAX_PAGE}. For the next page, pass the last "
+        "backup's cursor as after.",
+    )
+    def backups(
+        self,
+        table: Table | None = None,  # type: ignore[valid-type]
+        first: int = BACKUPS_PAGE,
+        after: str | None = None,
+    ) -> list[Backup]:
+        if not 0 <= first <= MAX_PAGE:
+            raise bad_input(f"'first' must be between 0 and {MAX_PAGE}, got {first}")
+        position = None if after is None else backup_position(after)
         with _as_bad_input():
-            return [Backup.from_file(f) for f in backups.list_backups(table and table.value)]
+            listed = backups.list_backups(table and table.value, after=position, first=first)
+        return [Backup.from_file(file) for file in listed]
 
     @strawberry.field(permission_classes=[CanRead], description="The rejection log, oldest first.")
     def rejections(
@@ -178,6 +198,7 @@ schema = strawberry.Schema(
     query=Query,
     mutation=Mutation,
     execution_context_class=LeafObjectExecutionContext,
+    config=StrawberryConfig(scalar_map=SCALARS),
     extensions=[
         QueryLimits,
         ErrorCodes,

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import enum
+import json
+import re
 from datetime import datetime
-from typing import Any
+from typing import Any, NewType
 
 import strawberry
 from strawberry.scalars import JSON
@@ -12,6 +16,8 @@ from strawberry.schema.name_converter import NameConverter
 
 from backend import dictionary, metrics
 from backend.dictionary import DEPARTMENTS, HIRED_EMPLOYEES, JOBS
+from graph.errors import bad_input
+from jobs.backups import Position
 from jobs.ingest import BatchResult as BatchOutcome
 
 Table = strawberry.enum(
@@ -200,11 +206,36 @@ def _batch_input() -> type:
 BatchInput = _batch_input()
 
 
+def _parse_big_int(value: Any) -> int:
+    """A BigInt from a variable or a literal: a string of decimal digits, or an integer."""
+    if type(value) is int:
+        return value
+    if type(value) is str and re.fullmatch(r"-?[0-9]{1,19}", value):
+        return int(value)
+    raise ValueError(f"BigInt must be an integer or a string of decimal digits: {value!r:.40}")
+
+
+BigInt = NewType("BigInt", int)
+"""An integer wider than GraphQL's Int; the schema maps it to the scalar in ``SCALARS``."""
+
+SCALARS = {
+    BigInt: strawberry.scalar(
+        name="BigInt",
+        serialize=lambda value: str(int(value)),
+        parse_value=_parse_big_int,
+        description="An integer that may not fit in GraphQL's 32-bit Int, such as a file size "
+        'in bytes or a row count, sent as a string of decimal digits ("3221225472") so that '
+        "every JSON client reads it exactly. As input, a string of digits or an integer.",
+    )
+}
+"""The schema's own scalars (``StrawberryConfig.scalar_map``)."""
+
+
 @strawberry.type(description="One table's backup file and its manifest.")
 class Backup:
     table: Table  # type: ignore[valid-type]
     key: str = strawberry.field(description="The file's key in the backup storage.")
-    rows: int = strawberry.field(
+    rows: BigInt = strawberry.field(
         description="Rows in the file; -1 when it has no manifest (the replaced system's "
         "backups) or a damaged one."
     )
@@ -213,18 +244,52 @@ class Backup:
     roster_version: str
     snapshot_time: str = strawberry.field(description="When the snapshot was taken (UTC).")
     codec: str
-    size: int
+    size: BigInt = strawberry.field(description="The file's size in bytes.")
     problem: str | None = strawberry.field(
         default=None,
         description="Why the file cannot be trusted (a damaged manifest, an unreadable file); "
         "null for an intact backup. Such a file is never the default restore.",
     )
+    cursor: str = strawberry.field(
+        default="",
+        description="Where this backup is in the list: pass it as backups' after to list the "
+        "backups that follow it.",
+    )
 
     @classmethod
     def from_file(cls, file: Any) -> Backup:
-        names = [name for name in cls.__annotations__ if name not in ("table", "problem")]
-        fields = {name: getattr(file, name) for name in names}
-        return cls(table=Table(file.table), problem=file.problem or None, **fields)
+        own = ("table", "problem", "cursor")
+        fields = {name: getattr(file, name) for name in cls.__annotations__ if name not in own}
+        return cls(
+            table=Table(file.table),
+            problem=file.problem or None,
+            cursor=backup_cursor(file.position),
+            **fields,
+        )
+
+
+_BACKUP_CURSOR = "roster:backup:v1:"
+
+
+def backup_cursor(position: Position) -> str:
+    """An opaque cursor for a backup's place in the listing (see ``jobs.backups.Position``)."""
+    return base64.urlsafe_b64encode(f"{_BACKUP_CURSOR}{json.dumps(position)}".encode()).decode()
+
+
+def backup_position(cursor: str) -> Position:
+    """The position a ``backup_cursor`` holds; ``BAD_USER_INPUT`` for anything else."""
+    try:
+        text = base64.urlsafe_b64decode(cursor.encode()).decode()
+        if not text.startswith(_BACKUP_CURSOR):
+            raise ValueError
+        roster, name, table = json.loads(text.removeprefix(_BACKUP_CURSOR))
+        if type(roster) is not bool or type(name) is not str or type(table) is not str:
+            raise ValueError
+    except (ValueError, TypeError, binascii.Error, UnicodeError):
+        raise bad_input(
+            f"'after' is not a backup cursor this API returned: {cursor!r:.200}"
+        ) from None
+    return (roster, name, table)
 
 
 @strawberry.type(description="What a restore did to one table.")

@@ -22,6 +22,12 @@ metadata, a schema that fits the table); a Roster file without its manifest is a
 never committed (one in progress, or one killed mid-way) and is not listed. The default restore,
 ``latest_backup``, is the newest intact Roster backup: never a damaged or a legacy file.
 
+Retention (``keep``, the ``BACKUP_KEEP`` setting by default) runs only after a backup has
+committed: of each table it backed up, the intact Roster backups beyond the ``keep`` newest are
+deleted, each snapshot's manifests first and its data files last. A snapshot of several tables
+goes only once it is beyond the ``keep`` newest of every table it holds, so that no listed
+backup ever loses a sibling. Legacy and damaged files are never deleted, nor counted.
+
 A restore checks the whole file before it touches a table, then replaces the table's rows in
 one transaction, through the same ingest pipeline as every other write: readers see the old
 rows or the new ones, foreign keys hold, and bad rows are logged as rejections.
@@ -39,7 +45,7 @@ import re
 import secrets
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -49,6 +55,7 @@ from typing import IO, Any
 
 import fastavro
 from botocore.exceptions import BotoCoreError, ClientError
+from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import FileSystemStorage, Storage, storages
 from django.db import connection, transaction
@@ -108,6 +115,15 @@ class BackupFile:
     def manifest(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if k not in ("seconds", "legacy", "problem")}
 
+    @property
+    def position(self) -> Position:
+        """Where the file sorts in ``list_backups``, which lists the highest position first."""
+        return (not self.legacy, posixpath.basename(self.key), self.table)
+
+
+Position = tuple[bool, str, str]
+"""A backup's place in the listing: (a Roster file, its file name, its table)."""
+
 
 @dataclass
 class RestoreSummary:
@@ -151,7 +167,11 @@ def roster_version() -> str:
 
 
 def backup_tables(
-    *, tables: list[str] | None = None, codec: str = "deflate", progress: Progress | None = None
+    *,
+    tables: list[str] | None = None,
+    codec: str = "deflate",
+    keep: int | None = None,
+    progress: Progress | None = None,
 ) -> list[BackupFile]:
     """Back up ``tables`` (all by default) from one snapshot, one AVRO file each.
 
@@ -159,7 +179,14 @@ def backup_tables(
     Should anything fail, everything it wrote is removed. A storage that cannot take the files
     (a full disk, a permission, S3 refusing) is a ``BackupError`` that says where and why; any
     other error (the database gone, a bug) is raised as it is, for the caller to word.
+
+    Once the backup has committed, ``prune_backups`` keeps the ``keep`` newest intact backups
+    of each of its tables (``BACKUP_KEEP`` when None; 0 keeps them all). A backup that failed
+    deletes nothing.
     """
+    keep = settings.BACKUP_KEEP if keep is None else keep
+    if keep < 0:
+        raise BackupError(f"keep must be 0 (keep every backup) or more, got {keep}")
     specs = _tables(tables)
     if codec not in available_codecs():
         available = ", ".join(available_codecs())
@@ -176,7 +203,62 @@ def backup_tables(
         if isinstance(error, STORAGE_ERRORS):
             raise BackupError(writes.failure(error, left)) from error
         raise
+    if keep:
+        prune_backups(
+            tables=[record.table for record in written],
+            keep=keep,
+            spare=[record.key for record in written],
+        )
     return written
+
+
+def prune_backups(*, tables: list[str], keep: int, spare: Collection[str] = ()) -> list[str]:
+    """Delete the intact Roster backups of ``tables`` beyond the ``keep`` newest of each table;
+    return the keys deleted.
+
+    A snapshot of several tables is deleted whole, and only once it is beyond the ``keep``
+    newest of every table it holds. Legacy and damaged files, a snapshot with a damaged or
+    missing part, and the files in ``spare`` (the backup just written) are never deleted. Each
+    snapshot loses its manifests first, its data files last: should the storage fail midway,
+    what is left is unlisted, never a listed backup with a file missing. A storage error is
+    logged and stops the pruning; it never fails the backup that has committed.
+    """
+    if keep <= 0:
+        return []
+    listed = list_backups()
+    intact = {b.key: b for b in listed if not b.problem and not b.legacy}
+    newest: dict[str, list[BackupFile]] = {}
+    for backup in intact.values():  # newest first, as listed
+        newest.setdefault(backup.table, []).append(backup)
+    kept = {_snapshot_keys(b) for files in newest.values() for b in files[:keep]}
+    doomed: list[tuple[str, ...]] = []
+    for table in dict.fromkeys(tables):
+        for backup in newest.get(table, [])[keep:]:
+            keys = _snapshot_keys(backup)
+            whole = all(key in intact and intact[key].tables == backup.tables for key in keys)
+            if keys not in kept and keys not in doomed and whole and not set(keys) & set(spare):
+                doomed.append(keys)
+    storage, deleted = backup_storage(), []
+    for keys in doomed:
+        try:
+            for key in [*map(_manifest_key, keys), *keys]:
+                storage.delete(key)
+                deleted.append(key)
+        except STORAGE_ERRORS as error:
+            logger.error(
+                "could not delete an old backup",
+                extra={"keys": list(keys), "reason": _reason(error), "deleted": deleted},
+            )
+            break
+    if deleted:
+        logger.info("deleted old backups", extra={"keep": keep, "deleted": deleted})
+    return deleted
+
+
+def _snapshot_keys(backup: BackupFile) -> tuple[str, ...]:
+    """The data files of the snapshot ``backup`` belongs to, one per table, in table order."""
+    name = posixpath.basename(backup.key)
+    return tuple(f"{spec.name}/{name}" for spec in _tables(backup.tables))
 
 
 def _write_snapshot(
@@ -380,13 +462,19 @@ def _manifest_key(key: str) -> str:
 # --- listing ---------------------------------------------------------------------------------
 
 
-def list_backups(table: str | None = None) -> list[BackupFile]:
+def list_backups(
+    table: str | None = None, *, after: Position | None = None, first: int | None = None
+) -> list[BackupFile]:
     """Backups in the storage, newest first (by file name); the replaced system's files last.
 
     Keys come from the file names. Each manifest is checked against its file; a damaged one
     lists its file with a ``problem``. A backup of several tables is listed only when all of
     its manifests are there; a Roster file without a manifest (a backup that never committed)
     is not listed.
+
+    A page: the ``first`` backups listed after the ``position`` ``after`` (that of the last
+    backup of the previous page), so that backups made or deleted meanwhile never make a page
+    repeat or skip another.
     """
     storage = backup_storage()
     names = {spec.name: _file_names(storage, spec.name) for spec in _tables(None)}
@@ -397,9 +485,10 @@ def list_backups(table: str | None = None) -> list[BackupFile]:
                 described = _describe(storage, spec, name, names)
                 if described is not None:
                     found.append(described)
-    return sorted(
-        found, key=lambda b: (not b.legacy, posixpath.basename(b.key), b.table), reverse=True
-    )
+    found.sort(key=lambda backup: backup.position, reverse=True)
+    if after is not None:
+        found = [backup for backup in found if backup.position < after]
+    return found if first is None else found[:first]
 
 
 def _file_names(storage: Storage, folder: str) -> set[str]:

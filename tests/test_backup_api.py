@@ -17,6 +17,7 @@ from django.test import override_settings
 from backend.dictionary import DEPARTMENTS
 from backend.models import Department, Job
 from jobs.avro import fingerprint, schema_for
+from jobs.backups import backup_tables
 from jobs.ingest import ingest_rows
 
 BACKUP = """
@@ -109,20 +110,20 @@ def test_backup_list_and_restore_through_graphql(gql, storage) -> None:
     assert file == {
         "table": "DEPARTMENTS",
         "key": key,
-        "rows": 2,
+        "rows": "2",  # a BigInt: decimal digits in a string
         "sha256": hashlib.sha256(data).hexdigest(),
         "schemaFingerprint": fingerprint(schema_for(DEPARTMENTS)),
         "rosterVersion": file["rosterVersion"],
         "snapshotTime": file["snapshotTime"],
         "codec": "deflate",
-        "size": len(data),
+        "size": str(len(data)),
     }
     assert stored_keys() == [key, key.removesuffix(".avro") + ".json"]
 
     listed = gql(BACKUPS, {"table": "DEPARTMENTS"})
     assert listed.data == {
         "backups": [
-            {"table": "DEPARTMENTS", "key": key, "rows": 2, "sha256": file["sha256"],
+            {"table": "DEPARTMENTS", "key": key, "rows": "2", "sha256": file["sha256"],
              "codec": "deflate"}
         ]
     }  # fmt: skip
@@ -154,9 +155,9 @@ def test_backup_of_every_table_by_default_and_restore_of_a_named_key(gql, folder
 
     files = answer.data["backup"]
     assert [(f["table"], f["rows"]) for f in files] == [
-        ("DEPARTMENTS", 2),
-        ("JOBS", 1),
-        ("HIRED_EMPLOYEES", 0),
+        ("DEPARTMENTS", "2"),
+        ("JOBS", "1"),
+        ("HIRED_EMPLOYEES", "0"),
     ]
     assert len({f["snapshotTime"] for f in files}) == 1
     Job.objects.filter(id=7).update(job="Changed")
@@ -295,11 +296,11 @@ def test_a_lying_manifest_is_listed_with_its_problem_and_never_restored_by_defau
 
     assert listed.errors == []
     damaged, *intact = listed.data["backups"]
-    assert (damaged["key"], damaged["rows"]) == (v3, -1)
+    assert (damaged["key"], damaged["rows"]) == (v3, "-1")
     assert damaged["problem"].startswith(f"the manifest {manifest_key} {problem}")
     assert intact == [
-        {"key": v2, "rows": 2, "problem": None},
-        {"key": v1, "rows": 2, "problem": None},
+        {"key": v2, "rows": "2", "problem": None},
+        {"key": v1, "rows": "2", "problem": None},
     ]
 
     restored = gql(RESTORE, {"table": "DEPARTMENTS"})
@@ -329,3 +330,113 @@ def test_a_backup_that_fails_in_the_storage_is_bad_input_and_leaves_nothing(gql,
         ": S3 refused PutObject: NoSuchBucket (The specified bucket does not exist); "
         "nothing of it was kept"
     )
+
+
+# --- sizes past 32 bits, and pages of backups ------------------------------------------------
+
+SIZES = "query ($table: Table) { backups(table: $table) { key rows size } }"
+
+
+@pytest.mark.django_db
+def test_a_backup_of_3_gib_lists_its_size_and_rows_exactly_as_big_ints(gql, storage) -> None:
+    (v1, *_) = three_departments_backups(gql)
+    manifest_key = v1.removesuffix(".avro") + ".json"
+    with storages["backups"].open(manifest_key, "rb") as stream:
+        manifest = json.loads(stream.read())
+    storages["backups"].delete(manifest_key)
+    big = {"size": 3 * 2**30, "rows": 2**33 + 1}  # past Int's 2,147,483,647, and exact
+    storages["backups"].save(manifest_key, ContentFile(json.dumps({**manifest, **big})))
+
+    answer = gql(SIZES, {"table": "DEPARTMENTS"})
+
+    assert answer.errors == []
+    oldest = answer.data["backups"][-1]
+    assert oldest == {"key": v1, "rows": "8589934593", "size": "3221225472"}
+
+
+def test_big_int_is_a_documented_scalar_sent_as_a_string() -> None:
+    from graph.schema import schema
+
+    sdl = schema.as_str()
+    assert 'sent as a string of decimal digits ("3221225472")' in sdl
+    assert "scalar BigInt" in sdl
+    assert "rows: BigInt!" in sdl and "size: BigInt!" in sdl
+    big_int = schema.get_type_by_name("BigInt")
+    assert big_int is not None
+    scalar = schema._schema.get_type("BigInt")
+    assert scalar.serialize(3 * 2**30) == "3221225472"
+    assert scalar.parse_value("3221225472") == 3 * 2**30
+    assert scalar.parse_value(-1) == -1
+    with pytest.raises(ValueError, match="BigInt must be an integer or a string of decimal"):
+        scalar.parse_value("12e3")
+
+
+PAGE = """
+query ($table: Table, $first: Int, $after: String) {
+  backups(table: $table, first: $first, after: $after) { key cursor }
+}
+"""
+
+
+def walk(gql, first: int, table: str | None = "DEPARTMENTS") -> list[list[str]]:
+    """Every page of backups, following each page's last cursor until a short page."""
+    pages, after = [], None
+    while True:
+        answer = gql(PAGE, {"table": table, "first": first, "after": after})
+        assert answer.errors == []
+        page = answer.data["backups"]
+        pages.append([backup["key"] for backup in page])
+        if len(page) < first:
+            return pages
+        after = page[-1]["cursor"]
+
+
+@pytest.mark.django_db
+def test_pages_of_ten_walk_25_backups_newest_first_without_repeats(gql, storage) -> None:
+    two_departments()
+    written = [backup_tables(tables=["departments"])[0].key for _ in range(25)]
+    backup_tables(tables=["jobs"])  # another table's backups are not in the pages
+
+    pages = walk(gql, 10)
+
+    assert [len(page) for page in pages] == [10, 10, 5]
+    assert [key for page in pages for key in page] == written[::-1]
+    assert (
+        gql(PAGE, {"table": "DEPARTMENTS"}).data["backups"]
+        == gql(PAGE, {"table": "DEPARTMENTS", "first": 100}).data["backups"]
+    )  # first is 100 when left out
+    assert [len(page) for page in walk(gql, 10, table=None)] == [10, 10, 6]
+
+
+@pytest.mark.django_db
+def test_a_backup_made_or_deleted_between_pages_never_repeats_or_skips_one(gql, folder) -> None:
+    two_departments()
+    written = [backup_tables(tables=["departments"])[0].key for _ in range(6)]
+    first_page = gql(PAGE, {"table": "DEPARTMENTS", "first": 3}).data["backups"]
+    newer = backup_tables(tables=["departments"])[0].key  # lists before the cursor
+    (folder / written[2]).unlink()  # the page's last backup goes (a restore names it no more)
+    (folder / (written[2].removesuffix(".avro") + ".json")).unlink()
+
+    after = first_page[-1]["cursor"]
+    rest = gql(PAGE, {"table": "DEPARTMENTS", "first": 10, "after": after}).data["backups"]
+
+    assert [b["key"] for b in first_page] == written[:2:-1]
+    assert [b["key"] for b in rest] == written[1::-1]
+    assert newer not in [b["key"] for b in rest]
+
+
+@pytest.mark.parametrize(
+    ("variables", "message"),
+    [
+        ({"first": 1001}, "'first' must be between 0 and 1000, got 1001"),
+        ({"first": -1}, "'first' must be between 0 and 1000, got -1"),
+        ({"after": "bm90IGEgY3Vyc29y"}, "'after' is not a backup cursor this API returned"),
+        ({"after": "%%%"}, "'after' is not a backup cursor this API returned"),
+    ],
+    ids=["over-1000", "negative", "not-ours", "not-base64"],
+)
+@pytest.mark.django_db
+def test_bad_page_arguments_are_bad_user_input(gql, folder, variables, message) -> None:
+    answer = gql(PAGE, {"table": "DEPARTMENTS", **variables})
+    assert answer.codes == ["BAD_USER_INPUT"]
+    assert answer.errors[0]["message"].startswith(message)

@@ -37,6 +37,7 @@ from jobs.backups import (
     backup_tables,
     latest_backup,
     list_backups,
+    prune_backups,
     restore_tables,
 )
 from jobs.ingest import ingest_rows
@@ -1295,3 +1296,130 @@ def test_the_manifests_of_a_legacy_name_or_a_foreign_file_cannot_vouch_for_it(fo
     )
     assert [b.key for b in rest] == [files["newest"], files["middle"], files["oldest"]]
     assert latest_backup("jobs") == files["newest"]
+
+
+# --- retention -------------------------------------------------------------------------------
+
+
+def named_backups(table: str, names: list[str], **options: Any) -> list[str]:
+    """A backup of ``table`` after each rename of department or job 1; their keys."""
+    keys = []
+    for name in names:
+        MODELS[table].objects.filter(id=1).update(**{table.removesuffix("s"): name})
+        (written,) = backup_tables(tables=[table], **options)
+        keys.append(written.key)
+    return keys
+
+
+def pairs(keys: list[str]) -> list[str]:
+    """Each key with its manifest, sorted as ``every_file`` lists them."""
+    return sorted(keys + [_json(key) for key in keys])
+
+
+@pytest.mark.django_db
+def test_backup_keep_keeps_exactly_the_newest_n_and_the_default_restore_works(storage) -> None:
+    small_data()
+    with override_settings(BACKUP_KEEP=3):
+        keys = named_backups("departments", ["v1", "v2", "v3", "v4", "v5"])
+        (jobs,) = backup_tables(tables=["jobs"])
+
+    assert [b.key for b in list_backups("departments")] == keys[:1:-1]
+    assert every_file(storage) == pairs([*keys[2:], jobs.key])
+    Department.objects.filter(id=1).update(department="now")
+    (done,) = restore_tables(tables=["departments"])
+    assert (done.key, Department.objects.get(id=1).department) == (keys[-1], "v5")
+    assert restore_tables(tables=["departments"], backups={"departments": keys[2]})[0].read == 2
+    assert Department.objects.get(id=1).department == "v3"
+
+
+@pytest.mark.django_db
+def test_backup_keep_0_by_default_keeps_every_backup(folder) -> None:
+    small_data()
+    assert settings.BACKUP_KEEP == 0
+    keys = named_backups("jobs", ["a", "b", "c", "d"])
+    assert [b.key for b in list_backups("jobs")] == keys[::-1]
+
+
+@pytest.mark.django_db
+def test_the_keep_option_of_the_command_overrides_backup_keep(folder) -> None:
+    small_data()
+    with override_settings(BACKUP_KEEP=1):
+        keys = named_backups("jobs", ["a", "b", "c"], keep=0)  # 0 keeps every backup
+        assert len(list_backups("jobs")) == 3
+        command("backup", "jobs", "--keep", "2", "--verbosity", "0")
+        listed = [b.key for b in list_backups("jobs")]
+        assert (len(listed), listed[1]) == (2, keys[-1])
+        command("backup", "jobs", "--verbosity", "0")  # the setting: 1
+        assert [b.key for b in list_backups("jobs")] == [latest_backup("jobs")]
+        with pytest.raises(
+            CommandError, match=r"keep must be 0 \(keep every backup\) or more, got -1"
+        ):
+            command("backup", "jobs", "--keep", "-1")
+    assert [b.key for b in list_backups("jobs")] == [latest_backup("jobs")]
+
+
+@pytest.mark.django_db
+def test_a_snapshot_of_several_tables_goes_only_when_no_table_keeps_it(storage) -> None:
+    small_data()
+    (everything, *_) = backup_tables()  # departments, jobs, hired_employees at once
+    stamp = everything.key.split("/")[1]
+    snapshot = [f"{table}/{stamp}" for table in dictionary.TABLES]
+    named_backups("jobs", ["a", "b"], keep=2)
+    # jobs keeps its 2 newest, but departments and hired_employees still keep the snapshot:
+    # none of its tables loses a file, and each of them is still listed.
+    assert len(list_backups("jobs")) == 3
+    assert [b.key for b in list_backups("departments")] == [snapshot[0]]
+    named_backups("departments", ["a", "b"], keep=2)
+    assert [b.key for b in list_backups("hired_employees")] == [snapshot[2]]
+    assert set(pairs(snapshot)) <= set(every_file(storage))
+
+    (employees,) = backup_tables(tables=["hired_employees"], keep=1)  # now no table keeps it
+
+    assert not set(pairs(snapshot)) & set(every_file(storage))
+    assert [b.key for b in list_backups("hired_employees")] == [employees.key]
+    assert [len(list_backups(table)) for table in ("departments", "jobs")] == [2, 2]
+
+
+@pytest.mark.django_db
+def test_retention_never_deletes_legacy_or_damaged_files(folder) -> None:
+    small_data()
+    damaged = named_backups("departments", ["old"])[0]
+    (folder / _json(damaged)).write_text("{not json")
+    legacy = "departments/legacy.avro"
+    put(
+        storages["backups"],
+        legacy,
+        avro_bytes(_departments_schema(ID, NAME), [{"id": 1, "department": "x"}]),
+    )
+    keys = named_backups("departments", ["a", "b", "c"], keep=1)
+
+    listed = [(b.key, b.legacy, bool(b.problem)) for b in list_backups("departments")]
+    assert listed == [(keys[-1], False, False), (damaged, False, True), (legacy, True, False)]
+    assert prune_backups(tables=["departments"], keep=1) == []
+
+
+@pytest.mark.django_db
+def test_a_failed_backup_deletes_no_old_backup(failing) -> None:
+    small_data()
+    old = [backup.key for _ in range(3) for backup in backup_tables()]
+    before = every_file(storages["backups"])
+    assert len(before) == 18
+
+    failing.fail_on = "hired_employees/*.json"
+    with pytest.raises(BackupError, match="nothing of it was kept"):
+        backup_tables(keep=1)
+    failing.fail_on = ""
+
+    assert every_file(storages["backups"]) == before
+    assert sorted(b.key for b in list_backups()) == sorted(old)
+    kept = backup_tables(keep=1)  # the next good backup prunes
+    assert sorted(b.key for b in list_backups()) == sorted(b.key for b in kept)
+
+
+@pytest.mark.django_db
+def test_the_backup_lambda_keeps_backup_keep_backups(folder) -> None:
+    small_data()
+    with override_settings(BACKUP_KEEP=2):
+        answers = [backup_lambda.handler({"tables": ["jobs"]}, None) for _ in range(4)]
+    keys = [answer["backups"][0]["key"] for answer in answers]
+    assert [b.key for b in list_backups("jobs")] == keys[:1:-1]

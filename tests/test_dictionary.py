@@ -237,15 +237,92 @@ def test_text_length_counts_characters_not_bytes() -> None:
     assert Text(max_length=255).clean("é" * 255) == "é" * 255
 
 
-@pytest.mark.parametrize("value", ["Ada\x00", "\x00", "A\x00B", "Bo \ud800", "\udfff"], ids=repr)
-def test_text_no_database_can_store_is_invalid_type(value: str) -> None:
-    # PostgreSQL refuses NUL in text, and neither database takes an unpaired surrogate.
+@pytest.mark.parametrize("value", ["Bo \ud800", "\udfff", "A\ud800B\u200b"], ids=repr)
+def test_text_with_an_unpaired_surrogate_is_invalid_type(value: str) -> None:
+    # Neither database takes an unpaired surrogate: it is not UTF-8.
     assert violation(Text(), value) == "invalid_type"
     assert reasons_of(employee(name=value)) == [("name", "invalid_type")]
 
 
-def test_text_accepts_any_valid_unicode() -> None:
-    assert Text().clean(" José 😀 中文\u200b ") == "José 😀 中文\u200b"
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (" José 😀 中文 ", "José 😀 中文"),
+        ("\u200bAda\u200b", "Ada"),  # zero-width spaces (Cf) trimmed at both ends
+        ("\ufeffAda Lovelace", "Ada Lovelace"),  # a byte-order mark (Cf) pasted in front
+        ("\u00a0Ada\u3000", "Ada"),  # no-break and ideographic spaces (Zs)
+        ("\u2028Ada\u2029", "Ada"),  # line and paragraph separators
+        ("Ada\x85\t\r\n", "Ada"),  # control characters that are spaces (strip's)
+        (" \u200b\u200e Ada \ufeff\n ", "Ada"),  # any mix of them, at both ends
+        ("👨\u200d👩\u200d👧", "👨\u200d👩\u200d👧"),  # a zero-width joiner inside stays
+        ("क्\u200dष", "क्\u200dष"),  # as in Indic scripts
+        ("Ada\u200bLovelace", "Ada\u200bLovelace"),  # format characters inside stay
+        ("Ada\u00a0Lovelace", "Ada\u00a0Lovelace"),
+        ("\u200b" + "x" * 255 + "\ufeff", "x" * 255),  # the length is measured trimmed
+    ],
+    ids=repr,
+)
+def test_text_is_trimmed_of_spaces_and_format_characters_at_both_ends(
+    value: str, expected: str
+) -> None:
+    assert Text().clean(value) == expected
+    row, reasons = HIRED_EMPLOYEES.clean(employee(name=value))
+    assert (reasons, row and row["name"]) == ([], expected)
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["\u200b", "\ufeff", "\u200b\ufeff\u200b", "\u200d", "\x00", "\x1b", " \u00a0\u3000\u2028 ",
+     "\u200b \x00\t\u200e\u2060"],
+    ids=repr,
+)  # fmt: skip
+def test_text_of_only_spaces_format_and_control_characters_is_required(value: str) -> None:
+    assert violation(Text(), value) == "required"
+    for table, column in [(DEPARTMENTS, "department"), (JOBS, "job"), (HIRED_EMPLOYEES, "name")]:
+        raw = {"id": 1, "department": "d", "job": "j", **employee(), column: value}
+        assert reasons_of({k: raw[k] for k in table.column_names}, table) == [(column, "required")]
+
+
+@pytest.mark.parametrize("column", ["id", "datetime", "department_id", "job_id"])
+def test_other_columns_of_only_format_characters_are_required(column: str) -> None:
+    assert reasons_of(employee(**{column: "\u200b\ufeff"})) == [(column, "required")]
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        ("A\x00B", "'\\x00' at character 2"),
+        ("Ada\nLovelace", "'\\n' at character 4"),
+        ("Ada\tLovelace", "'\\t' at character 4"),
+        ("Ada\r\nLovelace", "'\\r' at character 4"),
+        ("\u200bRobert\x1b[31m", "'\\x1b' at character 7"),  # an ANSI escape, after trimming
+        ("Bob\x7f", "'\\x7f' at character 4"),  # at an end, it is refused too, never cut
+        ("Ada\x00", "'\\x00' at character 4"),
+        ("\x1b\x7fAda\x85\t\r\n", "'\\x1b' at character 1"),
+        (" \u200b\u200e\x00 Ada \ufeff\n ", "'\\x00' at character 1"),
+        ("Ana\x85María", "'\\x85' at character 4"),  # C1's next line
+        ("Zoë\x9fX", "'\\x9f' at character 4"),
+    ],
+    ids=repr,
+)
+def test_text_holding_a_control_character_is_refused(value: str, shown: str) -> None:
+    with pytest.raises(RuleViolation) as caught:
+        Text().clean(value)
+    assert caught.value.code == "control_character"
+    assert caught.value.message == f"must not hold a control character, got {shown}"
+    assert reasons_of(employee(name=value)) == [("name", "control_character")]
+
+
+def test_printable_text_takes_the_fast_path_and_is_only_stripped() -> None:
+    # The common case: str.strip() and str.isprintable(), nothing per character in Python.
+    assert dictionary.trim("  Grace Hopper\t") == "Grace Hopper"
+    assert dictionary.trim("José 中文") == "José 中文"
+    assert dictionary.trim("\u200b\x00") == ""
+
+
+def test_control_character_is_a_documented_reason_code() -> None:
+    assert "control_character" in dictionary.REASON_CODES
+    assert "`control_character`" in dictionary.as_markdown()
 
 
 @pytest.mark.parametrize(

@@ -393,7 +393,7 @@ def test_rows_with_extreme_values_are_rejected_not_crashing_the_batch(seeded: No
 
 def test_text_no_database_can_store_is_rejected_and_logged_escaped(seeded: None) -> None:
     rows = [
-        employee(1, name="Ada\x00"),
+        employee(1, name="A\x00da"),
         employee(2, name="Bo\ud800"),
         employee(3, name="", **{"x\x00": "v\x00"}),
         employee(4, name="José 😀"),
@@ -402,15 +402,52 @@ def test_text_no_database_can_store_is_rejected_and_logged_escaped(seeded: None)
     assert (result.inserted, stored_ids()) == (1, [4])
     assert HiredEmployee.objects.get().name == "José 😀"
     assert codes(result) == {
-        0: ["invalid_type"],
+        0: ["control_character"],
         1: ["invalid_type"],
         2: ["unknown_field", "required"],
     }
     assert logged(result.batch_id) == codes(result)
     first, second, third = Rejection.objects.order_by("position")
-    assert (first.raw["name"], second.raw["name"]) == ("Ada\\u0000", "Bo\\ud800")
+    assert (first.raw["name"], second.raw["name"]) == ("A\\u0000da", "Bo\\ud800")
     assert third.raw["x\\u0000"] == "v\\u0000"
     assert third.reasons[0]["field"] == "x\\u0000"
+
+
+@pytest.mark.parametrize("source", [Source.REST, Source.CSV])
+def test_invisible_and_control_character_names_are_rejected_and_logged(
+    seeded: None, source: str
+) -> None:
+    # CSV: 1,500 rows go through COPY on PostgreSQL; the first rows carry the hostile names.
+    rows = [
+        employee(1, name="\u200b"),
+        employee(2, name="\ufeff\u200b\u00a0"),
+        employee(3, name="Ada\nLovelace"),
+        employee(4, name="Mal\x1b[2Jlory"),
+        employee(5, name="\u200bGrace Hopper\ufeff"),
+        employee(6, name="👩\u200d💻 Lin"),
+        employee(7, name="Bob\x00"),
+    ]
+    rows += [employee(i) for i in range(8, 1501)]
+    result = ingest(rows, source=source)
+    assert codes(result) == {
+        0: ["required"],
+        1: ["required"],
+        2: ["control_character"],
+        3: ["control_character"],
+        6: ["control_character"],  # at an end too: refused, never cut
+    }
+    assert logged(result.batch_id) == codes(result)
+    assert (result.inserted, stored_ids()[:4]) == (1495, [5, 6, 8, 9])
+    names = dict(HiredEmployee.objects.filter(id__in=[5, 6, 7]).values_list("id", "name"))
+    assert names == {5: "Grace Hopper", 6: "👩\u200d💻 Lin"}
+    raws = Rejection.objects.filter(batch_id=result.batch_id).order_by("position")
+    assert [r.raw["name"] for r in raws] == [
+        "\u200b",
+        "\ufeff\u200b\u00a0",
+        "Ada\nLovelace",
+        "Mal\x1b[2Jlory",
+        "Bob\\u0000",  # NUL is stored as its escape text
+    ]
 
 
 def test_positions_number_the_rejections(seeded: None) -> None:
@@ -768,20 +805,22 @@ def test_check_rows_is_the_only_way_to_build_checked_rows() -> None:
 TRICKY_NAMES = [
     "Comma, Inc.",
     'Quote "the" name',
-    "Line\nbreak",
-    "Carriage\rreturn",
     "Back\\slash \\. \\N",
     "NULL",
     "Ünïcödé 名前 🎉",
-    "Tab\tinside",
+    "Zero\u200dwidth joiner",
+    "No-break\u00a0space",
 ]
+CONTROL_NAMES = ["Line\nbreak", "Carriage\rreturn", "Tab\tinside"]  # rejected, never stored
 
 
 def test_a_file_chunk_stores_every_character_of_its_names_exactly(seeded: None) -> None:
     """More than 1000 rows from a file: COPY on PostgreSQL, multi-row INSERTs on SQLite."""
     rows = [employee(i, name=TRICKY_NAMES[i % len(TRICKY_NAMES)] + f" {i}") for i in range(1, 1501)]
+    rows += [employee(1500 + i, name=name) for i, name in enumerate(CONTROL_NAMES, start=1)]
     result = ingest(rows, source=Source.CSV)
-    assert (result.inserted, result.rejected) == (1500, 0)
+    assert (result.inserted, result.rejected) == (1500, 3)
+    assert codes(result) == {1500 + i: ["control_character"] for i in range(3)}
     stored = dict(HiredEmployee.objects.values_list("id", "name"))
-    assert stored == {row["id"]: row["name"] for row in rows}
+    assert stored == {row["id"]: row["name"] for row in rows[:1500]}
     assert HiredEmployee.objects.get(id=1).datetime == datetime(2021, 7, 27, 16, 2, 8, tzinfo=UTC)

@@ -80,8 +80,13 @@ def test_line_numbers_count_physical_lines_with_quoted_newlines(tmp_path: Path) 
     (tmp_path / "jobs.csv").write_text('1,"Two\nlines"\n2,\n3,Ok\n', encoding="utf-8")
     load(str(tmp_path / "jobs.csv"))
 
-    assert list(Job.objects.values_list("id", flat=True)) == [1, 3]
-    assert list(Rejection.objects.values_list("position", "raw")) == [(3, "2,")]
+    assert list(Job.objects.values_list("id", flat=True)) == [3]
+    assert list(Rejection.objects.values_list("position", "raw")) == [
+        (1, '1,"Two\nlines"'),  # a quoted line break is read, then refused by the names rule
+        (3, "2,"),
+    ]
+    codes = [r.reasons[0]["code"] for r in Rejection.objects.order_by("position")]
+    assert codes == ["control_character", "required"]
 
 
 @pytest.mark.django_db

@@ -89,6 +89,14 @@ def _seed_references() -> None:
         Job.objects.create(id=i, job=f"J{i}")
 
 
+def _hires_file(folder: Path, rows: int) -> tuple[Path, set[int]]:
+    """Departments and jobs 1..3 stored, and a hired_employees file of ``rows`` rows whose
+    every 50th line is bad: the file and its bad lines."""
+    _seed_references()
+    path = folder / "hired_employees.csv"
+    return path, _generated_file(path, rows)
+
+
 def _wait_for(condition: Any, what: str, child: _Child | None = None, seconds: float = 60) -> None:
     """Poll ``condition``; on a timeout, kill ``child`` and show what it said."""
     deadline = time.monotonic() + seconds
@@ -123,10 +131,8 @@ def _assert_one_clean_run(uri_part: str, rows: int, bad: set[int]) -> None:
 
 @pytest.mark.django_db(transaction=True)
 def test_two_load_csv_processes_on_one_file_load_it_once(tmp_path: Path) -> None:
-    _seed_references()
-    path = tmp_path / "hired_employees.csv"
     rows = 30_000
-    bad = _generated_file(path, rows)
+    path, bad = _hires_file(tmp_path, rows)
     command = [sys.executable, "manage.py", "load_csv", str(path), "--chunk-size", "1000"]
 
     def start() -> _Child:
@@ -150,10 +156,8 @@ def test_two_load_csv_processes_on_one_file_load_it_once(tmp_path: Path) -> None
 
 @pytest.mark.django_db(transaction=True)
 def test_a_redelivered_s3_event_loads_the_object_once(tmp_path: Path, bucket: str) -> None:
-    _seed_references()
-    path = tmp_path / "hired_employees.csv"
     rows = 30_000
-    bad = _generated_file(path, rows)
+    path, bad = _hires_file(tmp_path, rows)
     boto3.client("s3").upload_file(str(path), bucket, "landing/hired_employees.csv")
     event = {"Records": [{"s3": {"bucket": {"name": bucket},
                                  "object": {"key": "landing/hired_employees.csv"}}}]}  # fmt: skip
@@ -247,10 +251,8 @@ class _FailingStream(io.RawIOBase):
 
 @pytest.mark.django_db(transaction=True)
 def test_a_failed_run_is_recorded_with_its_error_and_the_next_run_resumes(tmp_path: Path) -> None:
-    _seed_references()
-    path = tmp_path / "hired_employees.csv"
     rows = 20_000
-    bad = _generated_file(path, rows)
+    path, bad = _hires_file(tmp_path, rows)
     (real,) = resolve(str(path))
     broken = _BrokenSource(**vars(real), path=str(path), fail_after=path.stat().st_size // 2)
     table = dictionary.table("hired_employees")

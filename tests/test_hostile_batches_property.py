@@ -6,7 +6,7 @@ Hypothesis generates the batches: each row is valid or carries one known defect,
 expected outcome is computed from the defects alone, never from the code under test. A batch
 goes through ``insertBatch`` (GraphQL variables) or ``POST /api/employees/`` (REST), which can
 also carry what GraphQL's types refuse up front (an id wider than 32 bits, a name that is a
-number). About 60 s in all for both doors, on either database.
+number). About 40 s in all for both doors, on either database.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from backend.models import Batch, Department, HiredEmployee, Job, Rejection
 
-EXAMPLES = 800
+EXAMPLES = 500
 """Examples per door; each one is a whole batch (1 to 25 rows) through HTTP."""
 
 DEFECTS = {

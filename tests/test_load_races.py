@@ -295,6 +295,25 @@ def _postgres_database() -> Iterator[str]:
         admin.close()
 
 
+def _production_env(url: str) -> dict[str, str]:
+    return _child_env(url, DEBUG="0", SECRET_KEY=TEST_SECRET_KEY, LOG_LEVEL="CRITICAL")
+
+
+def _load_until_midway(url: str, path: Path, folder: Path) -> tuple[_Child, list[str]]:
+    """Departments and jobs 1..3 into the migrated database at ``url``, then a ``load_csv``
+    child of ``path`` on it, returned once 5,000 lines are committed, with its command."""
+    _query(url, "INSERT INTO departments VALUES (1, 'D1'), (2, 'D2'), (3, 'D3') RETURNING id")
+    _query(url, "INSERT INTO jobs VALUES (1, 'J1'), (2, 'J2'), (3, 'J3') RETURNING id")
+    command = [sys.executable, "manage.py", "load_csv", str(path), "--chunk-size", "1000"]
+    child = _Child(command, _production_env(url), folder)
+    _wait_for(
+        lambda: _query(url, "SELECT last_line >= 5000 FROM load_runs") == [(True,)],
+        "the load's first chunks",
+        child,
+    )
+    return child, command
+
+
 def _query(url: str, sql: str) -> list[tuple[Any, ...]]:
     with contextlib.closing(psycopg2.connect(url)) as db:
         db.autocommit = True
@@ -311,17 +330,9 @@ def test_a_load_whose_connection_dies_is_recorded_failed_on_a_fresh_one(tmp_path
     rows = 60_000
     bad = _generated_file(path, rows)
     with _postgres_database() as url:
-        _query(url, "INSERT INTO departments VALUES (1, 'D1'), (2, 'D2'), (3, 'D3') RETURNING id")
-        _query(url, "INSERT INTO jobs VALUES (1, 'J1'), (2, 'J2'), (3, 'J3') RETURNING id")
-        command = [sys.executable, "manage.py", "load_csv", str(path), "--chunk-size", "1000"]
-        env = _child_env(url, DEBUG="0", SECRET_KEY=TEST_SECRET_KEY, LOG_LEVEL="CRITICAL")
-        child = _Child(command, env, tmp_path)
+        env = _production_env(url)
+        child, command = _load_until_midway(url, path, tmp_path)
         try:
-            _wait_for(
-                lambda: _query(url, "SELECT last_line >= 5000 FROM load_runs") == [(True,)],
-                "the load's first chunks",
-                child,
-            )
             killed = _query(
                 url,
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
@@ -361,18 +372,10 @@ def test_a_load_through_a_database_restart_or_crash_resumes_to_the_clean_result(
     rows = 60_000
     bad = _generated_file(path, rows)
     url = pg_cluster.create_database(f"roster_{fault}_{uuid.uuid4().hex[:8]}")
-    env = _child_env(url, DEBUG="0", SECRET_KEY=TEST_SECRET_KEY, LOG_LEVEL="CRITICAL")
+    env = _production_env(url)
     subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
-    _query(url, "INSERT INTO departments VALUES (1, 'D1'), (2, 'D2'), (3, 'D3') RETURNING id")
-    _query(url, "INSERT INTO jobs VALUES (1, 'J1'), (2, 'J2'), (3, 'J3') RETURNING id")
-    command = [sys.executable, "manage.py", "load_csv", str(path), "--chunk-size", "1000"]
-    child = _Child(command, env, tmp_path)
+    child, command = _load_until_midway(url, path, tmp_path)
     try:
-        _wait_for(
-            lambda: _query(url, "SELECT last_line >= 5000 FROM load_runs") == [(True,)],
-            "the load's first chunks",
-            child,
-        )
         pg_cluster.stop() if fault == "restart" else pg_cluster.kill()
     finally:
         code, _, stderr = child.finish(timeout=60)

@@ -371,6 +371,11 @@ HIRED_EMPLOYEES = Table(
 TABLES: dict[str, Table] = {t.name: t for t in (DEPARTMENTS, JOBS, HIRED_EMPLOYEES)}
 """All tables, in dependency order: a table only references tables before it."""
 
+REFERENCED: frozenset[str] = frozenset(
+    column.references for spec in TABLES.values() for column in spec.foreign_keys
+)
+"""The tables other tables reference: what arrives in them may unpark rows (jobs/replay.py)."""
+
 
 def table(name: str) -> Table:
     """Look a table up by name, with an error that lists the known ones."""

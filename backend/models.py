@@ -121,6 +121,7 @@ class Source(models.TextChoices):
     REST = "rest"
     CSV = "csv"
     RESTORE = "restore"
+    REPLAY = "replay"  # parked rows sent through the pipeline again (jobs/replay.py)
 
 
 class Batch(models.Model):
@@ -157,9 +158,26 @@ class Batch(models.Model):
 
 
 class Rejection(models.Model):
-    """One rejected row: never inserted, always logged with every reason."""
+    """One rejected row: never inserted, always logged with every reason, and logged once.
 
-    batch = models.ForeignKey(Batch, on_delete=models.CASCADE, related_name="rejections")
+    An entry is ``open`` while its row is not stored and ``resolved`` once a later batch stores
+    a row with its id. The same row received again (a replay, a rerun, a client resending it)
+    updates its entry: ``attempts`` counts the receptions, ``reasons`` are the latest.
+
+    A row whose only broken rule is a missing reference is ``parked``, with one
+    ``ParkedReference`` per missing id; when the last of them goes, the row is replayed.
+    """
+
+    class Status(models.TextChoices):
+        OPEN = "open"  # the row is not stored
+        RESOLVED = "resolved"  # a later batch stored it
+
+    batch = models.ForeignKey(
+        Batch,
+        on_delete=models.CASCADE,
+        related_name="rejections",
+        help_text="The batch that first logged the row.",
+    )
     source = models.CharField(max_length=16, choices=Source.choices)
     table = models.CharField(max_length=32)
     position = models.PositiveIntegerField(
@@ -167,16 +185,61 @@ class Rejection(models.Model):
     )
     row_id = models.IntegerField(null=True, blank=True, help_text="The row's id, if it had one.")
     raw = models.JSONField(help_text="The row exactly as received.")
-    reasons = models.JSONField(help_text="A list of {field, code, message}.")
+    reasons = models.JSONField(help_text="A list of {field, code, message}: the latest attempt's.")
     created_at = models.DateTimeField(auto_now_add=True)
+    row_key = models.CharField(
+        max_length=32, help_text="A digest of the table and the raw row: one entry per row."
+    )
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.OPEN)
+    attempts = models.PositiveIntegerField(default=1, help_text="How often the row was received.")
+    updated_at = models.DateTimeField(null=True, blank=True, help_text="The latest attempt.")
+    resolved_by = models.ForeignKey(
+        Batch,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="resolved_rejections",
+        help_text="The batch that stored the row.",
+    )
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    parked = models.BooleanField(
+        default=False, help_text="Only missing references kept it out: replayed when they arrive."
+    )
 
     class Meta:
         db_table = "rejections"
         ordering = ["id"]
-        indexes = [models.Index(fields=["table", "id"]), models.Index(fields=["batch", "id"])]
+        indexes = [
+            models.Index(fields=["table", "id"]),
+            models.Index(fields=["batch", "id"]),
+            models.Index(fields=["status", "table", "id"]),
+            models.Index(
+                fields=["table", "row_id"],
+                condition=models.Q(status="open"),
+                name="rejections_open_row_ids",
+            ),
+        ]
+        constraints = [
+            models.UniqueConstraint(fields=["table", "row_key"], name="rejections_one_per_row")
+        ]
 
     def __str__(self) -> str:
         return f"{self.table} #{self.position}"
+
+
+class ParkedReference(models.Model):
+    """A reference a parked row is waiting for: deleted when the referenced row arrives."""
+
+    rejection = models.ForeignKey(Rejection, on_delete=models.CASCADE, related_name="waits")
+    references = models.CharField(max_length=32, help_text="The referenced table.")
+    ref_id = models.IntegerField(help_text="The missing id.")
+
+    class Meta:
+        db_table = "parked_references"
+        indexes = [models.Index(fields=["references", "ref_id"])]
+
+    def __str__(self) -> str:
+        return f"{self.references} {self.ref_id}"
 
 
 class Scope(models.TextChoices):

@@ -176,6 +176,15 @@ def parse_lines(lines: Iterable[str], table: dictionary.Table) -> Iterator[CsvRo
         # the file ended inside a broken quote: read its other lines again
 
 
+def parse_text(text: str, table: dictionary.Table) -> CsvRow:
+    """A record's text, as the rejection log keeps it, read again as one row (a replay)."""
+    fields = next(csv.reader([text]), [])
+    raw: dict[str, Any] = dict(zip(table.column_names, fields, strict=False))
+    if len(fields) != len(table.column_names) or len(text) > RAW_TEXT_CHARS or not text.isascii():
+        return _inspected(table, 1, raw, fields, text, False)
+    return CsvRow(1, raw, text)
+
+
 def _well_formed(lines: list[str], width: int) -> bool:
     """Whether a record over several lines is a true one: strict CSV, the table's columns."""
     try:

@@ -8,6 +8,7 @@ CSV loader and the restore all call it, so a rule is enforced the same way every
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import json
 import logging
@@ -18,24 +19,23 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from typing import Any, TypeVar
 
 from django.db import DatabaseError, IntegrityError, connection, transaction
-from django.db.models import JSONField, Value
 from django.utils import timezone
 
 from backend import dictionary
 from backend.dictionary import Reason, Table, Timestamp
-from backend.models import MODELS, Batch, LoadRun, Rejection, Source
+from backend.models import MODELS, Batch, LoadRun, Source
+from jobs import rejection_log, replay
+from jobs.rejection_log import row_key
 
 logger = logging.getLogger("roster.ingest")
 
 _DEADLOCK_RETRIES = 3
 _COPY_THRESHOLD = 1000  # rows; an API batch (at most 1000) takes one multi-row INSERT
 _COPY_PAGE_ROWS = 50_000
-
-_JSON_NULL = Value(None, output_field=JSONField())
-"""A row that was JSON ``null``: a bare None would be SQL NULL, which ``raw`` refuses."""
 
 
 @dataclass(frozen=True)
@@ -103,10 +103,20 @@ class CheckedRows:
             raise ValueError("order must list every valid row: build CheckedRows with check_rows")
 
 
-def check_rows(*, table: str | Table, rows: Iterable[Any], copy_lines: bool = False) -> CheckedRows:
+def check_rows(
+    *,
+    table: str | Table,
+    rows: Iterable[Any],
+    copy_lines: bool = False,
+    faults: Sequence[Sequence[Reason]] | None = None,
+) -> CheckedRows:
     """Apply the dictionary's rules to each raw row. Pure Python: a loader can run it for the
     next chunk while the database stores the previous one, and with ``copy_lines`` it also
-    formats the valid rows for PostgreSQL's ``COPY`` there."""
+    formats the valid rows for PostgreSQL's ``COPY`` there.
+
+    ``faults`` are a file reader's reasons to reject a line whatever its fields say (a broken
+    quote, a wrong column count): such a row is rejected with them first.
+    """
     spec = dictionary.table(table) if isinstance(table, str) else table
     raws = list(rows)
     valid: dict[int, dict[str, Any]] = {}
@@ -114,7 +124,9 @@ def check_rows(*, table: str | Table, rows: Iterable[Any], copy_lines: bool = Fa
     clean = spec.clean
     for index, raw in enumerate(raws):
         row, broken = clean(raw)
-        if row is None:
+        if faults is not None and faults[index]:
+            reasons[index] = [*faults[index], *broken]
+        elif row is None:
             reasons[index] = broken
         else:
             valid[index] = row
@@ -152,6 +164,7 @@ def store_rows(
     originals: Sequence[Any] | None = None,
     uri: str = "",
     run: LoadRun | None = None,
+    row_keys: Sequence[str] | None = None,
 ) -> BatchResult:
     """Store a checked batch: foreign keys, repeats, the bulk insert and the rejection log.
 
@@ -159,12 +172,18 @@ def store_rows(
     ``positions`` numbers the rows for the rejection log (line numbers for files); the default
     is 0, 1, 2... ``originals`` is what the log keeps as each row's raw form when it differs
     from the row (a CSV line's text). ``run`` ties the batch to the file load it is a chunk of.
+    ``row_keys`` are the log entries a replay sends again (``jobs/replay.py``).
+
+    Once the batch commits, the rows it parked and the parked rows waiting for what it stored
+    are replayed (``jobs.replay.after_commit``).
     """
     spec, raws = checked.table, checked.raws
     numbers = positions if positions is not None else range(len(raws))
     logged = originals if originals is not None else raws
-    if not len(numbers) == len(logged) == len(raws):
-        raise ValueError("positions and originals must cover every row")
+    if not len(numbers) == len(logged) == len(raws) or (
+        row_keys is not None and len(row_keys) != len(raws)
+    ):
+        raise ValueError("positions, originals and row_keys must cover every row")
     started_at = timezone.now()
     clock = time.perf_counter()
     # Inside a caller's transaction (a file chunk with its run's progress, a restore), that
@@ -187,6 +206,7 @@ def store_rows(
                 uri=uri,
                 run=run,
                 started_at=started_at,
+                row_keys=row_keys,
             )
 
     try:
@@ -239,9 +259,10 @@ def _write_batch(
     uri: str,
     run: LoadRun | None,
     started_at: datetime,
+    row_keys: Sequence[str] | None,
 ) -> BatchResult:
     """Everything that needs the database, inside the batch's transaction."""
-    _check_references(spec, valid, reasons, checked.referenced)
+    missing = _check_references(spec, valid, reasons, checked.referenced)
     if checked.repeats:
         _check_repeats(valid, reasons, numbers)
 
@@ -278,11 +299,16 @@ def _write_batch(
                 Reason(None, "batch_aborted", "not inserted: the atomic batch has invalid rows")
             ]
 
+    clean = checked.valid  # a row the rules passed has a clean id: the log keeps that one
     rejections = [
-        RowRejection(numbers[i], _row_id(raws[i]), logged[i], reasons[i]) for i in sorted(reasons)
+        RowRejection(
+            numbers[i], clean[i]["id"] if i in clean else _row_id(raws[i]), logged[i], reasons[i]
+        )
+        for i in sorted(reasons)
     ]
     status = Batch.Status.REJECTED if atomic and rejections else Batch.Status.COMPLETED
     batch = Batch.objects.create(
+        id=uuid.uuid4(),
         source=source,
         table=spec.name,
         uri=uri,
@@ -295,21 +321,41 @@ def _write_batch(
         started_at=started_at,
         finished_at=timezone.now(),
     )
-    Rejection.objects.bulk_create(
-        [
-            Rejection(
-                batch=batch,
-                source=source,
-                table=spec.name,
+    now = batch.finished_at
+    stored = [valid[index]["id"] for index in valid] if inserted else []
+    rejection_log.resolve(table=spec.name, row_ids=stored, batch_id=batch.id, now=now)
+    logged_rows = []
+    for index, rejection in zip(sorted(reasons), rejections, strict=True):
+        kept = _raw_for_log(logged[index])
+        logged_rows.append(
+            rejection_log.LoggedRow(
                 position=rejection.position,
                 row_id=rejection.row_id,
-                raw=_raw_for_log(rejection.raw) if rejection.raw is not None else _JSON_NULL,
-                reasons=_jsonable([reason.as_dict() for reason in rejection.reasons]),
+                raw=kept,
+                reasons=_reasons_for_log(tuple(reasons[index])),
+                key=row_keys[index] if row_keys is not None else row_key(spec.name, kept),
+                waits=missing.get(index, []) if _parks(reasons[index]) else [],
             )
-            for rejection in rejections
-        ]
+        )
+    parked = rejection_log.record(
+        table=spec.name, batch_id=batch.id, source=source, rows=logged_rows, atomic=atomic, now=now
     )
+    arrived = stored if spec.name in dictionary.REFERENCED else []
+    if parked or arrived:
+        transaction.on_commit(partial(replay.after_commit, table=spec.name, arrived=arrived,
+                                      parked=parked))  # fmt: skip
     return BatchResult(batch.id, spec.name, len(raws), inserted, status, rejections)
+
+
+@functools.lru_cache(maxsize=4096)
+def _reasons_for_log(reasons: tuple[Reason, ...]) -> list[dict[str, Any]]:
+    """The reasons as the log keeps them; rows of a file often share theirs."""
+    return _jsonable([reason.as_dict() for reason in reasons])
+
+
+def _parks(reasons: list[Reason]) -> bool:
+    """Whether a row waits for what it references: missing references are all that is wrong."""
+    return all(reason.code == "unknown_reference" for reason in reasons)
 
 
 def _check_references(
@@ -317,14 +363,16 @@ def _check_references(
     valid: dict[int, dict[str, Any]],
     reasons: dict[int, list[Reason]],
     referenced: dict[str, dict[int, list[int]]],
-) -> None:
-    """Reject rows whose foreign keys point nowhere: one query per referenced table.
+) -> dict[int, list[tuple[str, int]]]:
+    """Reject rows whose foreign keys point nowhere: one query per referenced table. Return
+    each such row's missing references, as (table, id).
 
     Every key of a row is checked before the row is dropped, so all its bad keys are reported.
     ``referenced`` (from ``check_rows``) lists the rows that name each value, so only the rows
     with a missing value are visited.
     """
     missing: dict[int, list[Reason]] = {}
+    waits: dict[int, list[tuple[str, int]]] = {}
     for column in spec.foreign_keys:
         groups = referenced.get(column.name, {})
         if not groups:
@@ -342,9 +390,11 @@ def _check_references(
             for index in groups[value]:
                 if index in valid:
                     missing.setdefault(index, []).append(reason)
+                    waits.setdefault(index, []).append((column.references, value))
     for index, found in sorted(missing.items()):
         del valid[index]
         reasons.setdefault(index, []).extend(found)
+    return waits
 
 
 def _check_repeats(
@@ -687,10 +737,14 @@ def _record_failure(
 
 
 def _log(result: BatchResult, *, source: str, seconds: float) -> None:
-    """One structured line per rejected row, and one for the batch."""
+    """One structured line per rejected row, and one for the batch. A parked row is not a
+    fault yet (its references may be on their way): its line is at INFO."""
+    parking = result.status != Batch.Status.REJECTED
     for rejection in result.rejections:
-        logger.warning(
-            "row rejected",
+        parked = parking and _parks(rejection.reasons)
+        logger.log(
+            logging.INFO if parked else logging.WARNING,
+            "row parked" if parked else "row rejected",
             extra={
                 "batch_id": str(result.batch_id),
                 "source": source,

@@ -74,14 +74,8 @@ class _Chunk:
     @classmethod
     def check(cls, table: dictionary.Table, rows: list[CsvRow], for_copy: bool) -> _Chunk:
         lines, raws, texts, faults = (list(column) for column in zip(*rows, strict=True))
-        checked = check_rows(table=table, rows=raws, copy_lines=for_copy)
-        if any(faults):
-            # A line the reader could not take as a row is rejected whatever its fields say
-            # (``order`` and ``copy_lines`` may name rows dropped since, as ``_insert`` allows).
-            for index, found in enumerate(faults):
-                if found:
-                    checked.valid.pop(index, None)
-                    checked.reasons[index] = [*found, *checked.reasons.get(index, ())]
+        found = faults if any(faults) else None  # a line the reader could not take as a row
+        checked = check_rows(table=table, rows=raws, copy_lines=for_copy, faults=found)
         return cls(checked, lines, texts)
 
 

@@ -91,6 +91,8 @@ def test_line_numbers_count_physical_lines_with_quoted_newlines(tmp_path: Path) 
 
 @pytest.mark.django_db
 def test_rerun_of_an_unchanged_file_is_a_noop_and_force_rejects_duplicates(tmp_path: Path) -> None:
+    """A forced rerun rejects the stored rows as duplicates, and the bad row, logged before,
+    keeps its one entry with a second attempt."""
     path = tmp_path / "departments (1).csv"
     path.write_text("1,Sales\n2,Legal\nx,Bad\n", encoding="utf-8")
     load(str(path))
@@ -102,8 +104,8 @@ def test_rerun_of_an_unchanged_file_is_a_noop_and_force_rejects_duplicates(tmp_p
 
     load(str(path), "--force")
     assert Department.objects.count() == 2
-    codes = sorted(r.reasons[0]["code"] for r in Rejection.objects.all())
-    assert codes == ["duplicate", "duplicate", "invalid_type", "invalid_type"]
+    entries = sorted((r.reasons[0]["code"], r.attempts) for r in Rejection.objects.all())
+    assert entries == [("duplicate", 1), ("duplicate", 1), ("invalid_type", 2)]
 
 
 @pytest.mark.django_db

@@ -34,11 +34,12 @@ from graph.types import (
     JobFilter,
     QuarterlyHires,
     Rejection,
+    RejectionStatus,
     RestoreResult,
     Table,
     backup_position,
 )
-from jobs import backups
+from jobs import backups, replay
 from jobs.ingest import BatchSizeError, check_batch_size, ingest_rows
 
 BACKUPS_PAGE = 100
@@ -112,6 +113,7 @@ class Query:
         self,
         table: Table | None = None,  # type: ignore[valid-type]
         batch_id: strawberry.ID | None = None,
+        status: RejectionStatus | None = None,
         first: int = 100,
         after: str | None = None,
     ) -> Connection[Rejection]:
@@ -120,6 +122,8 @@ class Query:
             rows = rows.filter(table=table.value)
         if batch_id is not None:
             rows = rows.filter(Q(batch_id=_uuid(batch_id)))
+        if status is not None:
+            rows = rows.filter(status=status.value)
         return paginate(rows, first=first, after=after, build=selectors.rejection_nodes)
 
 
@@ -174,6 +178,28 @@ class Mutation:
             rejected=done.rejected,
             replaced=done.replaced,
         )
+
+    @strawberry.mutation(
+        permission_classes=[CanWrite],
+        description="Send the open rejections of a table, or of one batch, through the rules "
+        "again: for what automatic replay cannot see, such as a department added by hand. Rows "
+        "that a later arrival cannot fix (a bad datetime, a blank name) are left as they are; "
+        "an atomic batch's rows go in together or not at all. Returns the replay's counts.",
+    )
+    def replay_rejections(
+        self,
+        table: Table | None = None,  # type: ignore[valid-type]
+        batch_id: strawberry.ID | None = None,
+    ) -> BatchResult:
+        if table is None and batch_id is None:
+            raise bad_input("give a table or a batchId to replay")
+        try:
+            (summary,) = replay.replay_rejections(
+                table=table and table.value, batch_id=batch_id and _uuid(batch_id)
+            )
+        except replay.ReplayError as error:
+            raise bad_input(str(error)) from None
+        return BatchResult.from_replay(summary)
 
     @strawberry.mutation(
         permission_classes=[CanWrite],

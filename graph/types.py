@@ -19,6 +19,8 @@ from backend.dictionary import DEPARTMENTS, HIRED_EMPLOYEES, JOBS
 from graph.errors import bad_input
 from jobs.backups import Position
 from jobs.ingest import BatchResult as BatchOutcome
+from jobs.ingest import RowRejection as OutcomeRejection
+from jobs.replay import ReplaySummary
 
 Table = strawberry.enum(
     enum.Enum("Table", {name.upper(): name for name in dictionary.TABLES}),
@@ -77,6 +79,18 @@ class BatchResult:
     rejections: list[RowRejection]
 
     @classmethod
+    def from_replay(cls, summary: ReplaySummary) -> BatchResult:
+        """A replay's batches as one result: the first batch's id, the counts of them all."""
+        return cls(
+            table=Table(summary.table),
+            received=summary.received,
+            inserted=summary.inserted,
+            rejected=summary.rejected,
+            batch_id=strawberry.ID(str(summary.batch_ids[0])),
+            rejections=_row_rejections(summary.rejections),
+        )
+
+    @classmethod
     def from_outcome(cls, outcome: BatchOutcome) -> BatchResult:
         return cls(
             table=Table(outcome.table),
@@ -84,30 +98,53 @@ class BatchResult:
             inserted=outcome.inserted,
             rejected=outcome.rejected,
             batch_id=strawberry.ID(str(outcome.batch_id)),
-            rejections=[
-                RowRejection(
-                    index=r.position,
-                    id=r.row_id,
-                    reasons=[
-                        Reason(field=x.field, code=x.code, message=x.message) for x in r.reasons
-                    ],
-                )
-                for r in outcome.rejections
-            ],
+            rejections=_row_rejections(outcome.rejections),
         )
 
 
-@strawberry.type(description="An entry of the rejection log: a row that was never inserted.")
+def _row_rejections(rejections: list[OutcomeRejection]) -> list[RowRejection]:
+    return [
+        RowRejection(
+            index=r.position,
+            id=r.row_id,
+            reasons=[Reason(field=x.field, code=x.code, message=x.message) for x in r.reasons],
+        )
+        for r in rejections
+    ]
+
+
+@strawberry.enum(description="Whether a logged row is still out of its table.")
+class RejectionStatus(enum.Enum):
+    OPEN = strawberry.enum_value("open", description="The row is not stored.")
+    RESOLVED = strawberry.enum_value(
+        "resolved", description="A later batch stored a row with its id (see resolvedBy)."
+    )
+
+
+@strawberry.type(
+    description="An entry of the rejection log: a row that was not inserted, logged once "
+    "however often it was received."
+)
 class Rejection:
     id: strawberry.ID
-    source: str = strawberry.field(description="graphql, rest, csv or restore.")
+    source: str = strawberry.field(description="graphql, rest, csv, restore or replay.")
     table: Table  # type: ignore[valid-type]
-    batch_id: strawberry.ID
+    batch_id: strawberry.ID = strawberry.field(description="The batch that first logged it.")
     index: int = strawberry.field(description="Index in the batch, or line number in a file.")
     row_id: int | None = strawberry.field(description="The id the row carried, if any.")
     raw: JSON = strawberry.field(description="The row exactly as received.")
-    reasons: list[Reason]
+    reasons: list[Reason] = strawberry.field(description="Why, at the latest attempt.")
     created_at: datetime
+    status: RejectionStatus
+    resolved_by: strawberry.ID | None = strawberry.field(
+        description="The batch that stored the row; null while it is open."
+    )
+    attempts: int = strawberry.field(
+        description="How often the row was received: replays, reruns and resends included."
+    )
+    parked: bool = strawberry.field(
+        description="Only missing references keep it out: it goes in by itself when they arrive."
+    )
 
     @classmethod
     def from_model(cls, row: Any) -> Rejection:
@@ -121,6 +158,10 @@ class Rejection:
             raw=row.raw,
             reasons=[Reason(**reason) for reason in row.reasons],
             created_at=row.created_at,
+            status=RejectionStatus(row.status),
+            resolved_by=strawberry.ID(str(row.resolved_by_id)) if row.resolved_by_id else None,
+            attempts=row.attempts,
+            parked=row.parked and row.status == "open",
         )
 
 

@@ -1,0 +1,33 @@
+"""``python manage.py replay_rejections [--table TABLE] [--batch ID]``"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import CommandParser
+
+from backend import dictionary
+from jobs.management.base import JobCommand
+from jobs.replay import replay_rejections
+
+
+class Command(JobCommand):
+    help = (
+        "Send the open rejections of a table, of one batch, or of every table, through the data "
+        "rules again: for what automatic replay cannot see, such as a department added by hand "
+        "in SQL. Rows a later arrival cannot fix (a bad datetime, a blank name) are left as they "
+        "are; an atomic batch's rows go in together or not at all."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--table", choices=list(dictionary.TABLES), help="Only this table's rejections."
+        )
+        parser.add_argument("--batch", metavar="ID", help="Only the rejections of this batch.")
+
+    def handle(self, *args: Any, table: str | None, batch: str | None, **options: Any) -> None:
+        summaries = replay_rejections(table=table, batch_id=batch)
+        self.summary(
+            ["table", "replayed", "inserted", "rejected", "batches"],
+            [[s.table, s.received, s.inserted, s.rejected, len(s.batch_ids)] for s in summaries],
+        )

@@ -48,8 +48,10 @@ class BatchAdmin(admin.ModelAdmin):
 
 @admin.register(models.Rejection)
 class RejectionAdmin(admin.ModelAdmin):
-    list_display = ("id", "source", "table", "position", "row_id", "created_at")
-    list_filter = ("source", "table")
+    list_display = (
+        "id", "source", "table", "position", "row_id", "status", "attempts", "parked", "created_at",
+    )  # fmt: skip
+    list_filter = ("status", "parked", "source", "table")
 
 
 @admin.register(models.ApiToken)

@@ -41,7 +41,7 @@ from jobs.locks import transaction_lock
 logger = logging.getLogger("roster.replay")
 
 CHUNK_ROWS = 10_000
-"""Entries per replay batch (and transaction)."""
+"""Rows per replay batch (and transaction)."""
 
 SHOWN_REJECTIONS = 1000
 """How many rows that failed again a manual replay returns; the log holds them all."""
@@ -88,14 +88,14 @@ def after_commit(*, table: str, arrived: list[int], parked: list[int]) -> None:
             table, arrived, parked = queue.popleft()
             q = connection.ops.quote_name
             if arrived:
-                _release(f"{q('references')} = %s AND {_any(q('ref_id'))}", [table, arrived])
+                _release(f"{q('references')} = %s AND {_in(q('ref_id'))}", [table, arrived])
             if parked:
                 exists = " OR ".join(
                     f"({q('references')} = '{name}' AND {q('ref_id')} IN "
                     f"(SELECT {q('id')} FROM {q(name)}))"
                     for name in sorted(dictionary.REFERENCED)
                 )
-                _release(f"{_any(q('rejection_id'))} AND ({exists})", [parked])
+                _release(exists, [], among=parked)
     except Exception as error:
         logger.exception(
             "replay failed; the parked rows stay open until the next replay",
@@ -106,12 +106,13 @@ def after_commit(*, table: str, arrived: list[int], parked: list[int]) -> None:
 
 
 def _decoded(raw: object) -> object:
-    """A raw row as the driver hands it over: parsed by psycopg2, JSON text from SQLite."""
+    """A raw row from a plain cursor: JSON text (Django leaves jsonb unparsed, SQLite has text)."""
     return json.loads(raw) if isinstance(raw, str) else raw
 
 
-def _any(column: str) -> str:
-    """``column`` matching a list parameter: an array on PostgreSQL, a JSON array on SQLite."""
+def _in(column: str) -> str:
+    """``column`` among a list parameter: an array on PostgreSQL (an index condition), a JSON
+    array on SQLite."""
     if connection.vendor == "postgresql":
         return f"{column} = ANY(%s)"
     return f"{column} IN (SELECT value FROM json_each(%s))"
@@ -121,34 +122,48 @@ def _list(values: list[int]) -> object:
     return values if connection.vendor == "postgresql" else json.dumps(values)
 
 
-def _release(where: str, params: list[object]) -> None:
-    """Delete the waits matching ``where``, a chunk per transaction, and replay the rows that
-    wait for nothing any more, in that transaction.
+def _release(where: str, params: list[object], among: list[int] | None = None) -> None:
+    """Delete the waits matching ``where`` (of the rows ``among``, if given) and replay the
+    rows that wait for nothing any more: 10,000 waits per transaction, each row replayed
+    in the transaction that took its last wait away (a crash rolls both back).
 
     Releases run one at a time (a transaction lock), so when two of them take away a row's
-    last two waits at once, the second sees the first's deletion and replays the row.
+    last two waits at once, the second sees the first's deletion and replays the row. The
+    waits are listed first, then deleted by their ids: each chunk is primary-key look-ups,
+    whatever the number of rows parked. A wait listed but gone by its chunk (another release
+    took it) is simply not deleted twice.
     """
     q = connection.ops.quote_name
     waits = q("parked_references")
     values = [_list(v) if isinstance(v, list) else v for v in params]
+    if among is not None:
+        where, values = f"{_in(q('rejection_id'))} AND ({where})", [_list(among), *values]
+    with connection.cursor() as cursor:  # the waits to delete, their rows' waits together
+        cursor.execute(
+            f"SELECT {q('id')} FROM {waits} WHERE {where} ORDER BY {q('rejection_id')}", values
+        )
+        found = [wait for (wait,) in cursor.fetchall()]
+        if len(found) > CHUNK_ROWS and connection.vendor == "postgresql":
+            # A load that just parked many rows leaves the planner's statistics behind: with
+            # them it may scan every open entry for each chunk instead of looking ids up.
+            cursor.execute(f"ANALYZE {q('rejections')}, {waits}")
 
-    def chunk() -> bool:
+    def chunk(ids: list[int]) -> None:
         transaction_lock(REPLAY_LOCK)
         with connection.cursor() as cursor:
             cursor.execute(
-                f"DELETE FROM {waits} WHERE {q('id')} IN (SELECT {q('id')} FROM {waits} "
-                f"WHERE {where} LIMIT {CHUNK_ROWS}) RETURNING {q('rejection_id')}",
-                values,
+                f"DELETE FROM {waits} WHERE {_in(q('id'))} RETURNING {q('rejection_id')}",
+                [_list(ids)],
             )
             touched = sorted({entry for (entry,) in cursor.fetchall()})
         if not touched:
-            return False
+            return
         entries = q("rejections")
         lock = " FOR UPDATE" if connection.vendor == "postgresql" else ""
         with connection.cursor() as cursor:
             cursor.execute(
                 f"SELECT {q('id')}, {q('table')}, {q('position')}, {q('raw')}, {q('row_key')} "
-                f"FROM {entries} WHERE {_any(q('id'))} AND {q('status')} = 'open' "
+                f"FROM {entries} WHERE {_in(q('id'))} AND {q('status')} = 'open' "
                 f"AND {q('parked')} AND NOT EXISTS (SELECT 1 FROM {waits} "
                 f"WHERE {waits}.{q('rejection_id')} = {entries}.{q('id')}) "
                 f"ORDER BY {q('id')}{lock}",
@@ -160,10 +175,9 @@ def _release(where: str, params: list[object]) -> None:
             ]
         for table, group in _by_table(ready).items():
             _send(table, group, atomic=False)
-        return True
 
-    while ingest.in_transaction(chunk):
-        pass
+    for start in range(0, len(found), CHUNK_ROWS):
+        ingest.in_transaction(partial(chunk, found[start : start + CHUNK_ROWS]))
 
 
 def _locked(rows: QuerySet[Rejection]) -> QuerySet[Rejection]:

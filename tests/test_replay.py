@@ -52,7 +52,9 @@ def _assert_as_ordered_load() -> None:
     open_entries = Rejection.objects.filter(status="open")
     assert open_entries.filter(table="hired_employees").count() == INCOMPLETE_HIRES
     assert open_entries.count() == INCOMPLETE_HIRES
-    codes = {r["code"] for reasons in open_entries.values_list("reasons", flat=True) for r in reasons}
+    codes = {
+        r["code"] for reasons in open_entries.values_list("reasons", flat=True) for r in reasons
+    }
     assert "unknown_reference" not in codes
     assert ParkedReference.objects.count() == 0
     # every entry is one row: no row logged twice, every resolved one stored by its resolver
@@ -329,9 +331,7 @@ def test_a_replay_that_fails_again_keeps_one_entry_with_its_latest_reasons(
     entry = Rejection.objects.get()
     assert (entry.status, entry.attempts, entry.parked, entry.waits.count()) == ("open", 3, True, 1)
     assert [r["field"] for r in entry.reasons] == ["department_id"]  # the latest attempt's
-    assert list(ParkedReference.objects.values_list("references", "ref_id")) == [
-        ("departments", 5)
-    ]
+    assert list(ParkedReference.objects.values_list("references", "ref_id")) == [("departments", 5)]
     assert Batch.objects.filter(source="replay").count() == 2
 
     # a row that takes id 7 meanwhile resolves the entry: nothing can store it now
@@ -351,7 +351,10 @@ def test_automatic_replay_that_fails_again_parks_the_row_on_what_is_still_missin
     )
     ingest_rows(table="departments", rows=[{"id": 4, "department": "Four"}], source="csv")
     entry = Rejection.objects.get()
-    assert (entry.waits.count(), entry.attempts) == (1, 1)  # waits for the job only, not replayed yet
+    assert (entry.waits.count(), entry.attempts) == (
+        1,
+        1,
+    )  # waits for the job only, not replayed yet
     assert list(ParkedReference.objects.values_list("references", "ref_id")) == [("jobs", 6)]
 
     ingest_rows(table="jobs", rows=[{"id": 6, "job": "Six"}], source="csv")
@@ -421,3 +424,111 @@ def test_replay_needs_the_write_scope_and_a_table_or_batch(gql: GraphQLCaller) -
     )
     assert unknown.codes == ["BAD_USER_INPUT"]
     assert "no batch" in unknown.errors[0]["message"]
+
+
+# --- the other doors: a Distributed Map chunk, a restore ------------------------------------------
+
+
+def test_a_distributed_map_chunk_parks_and_a_later_department_releases(tmp_path: Path) -> None:
+    from lambdas.load_chunk import handler
+
+    Department.objects.create(id=1, department="One")
+    Job.objects.create(id=1, job="One")
+    row = {"id": "2", "name": "N2", "datetime": "2021-01-01T00:00:00Z", "department_id": "9",
+           "job_id": "1"}  # fmt: skip
+    event = {
+        "BatchInput": {"bucket": "landing", "key": "in/hired_employees.csv", "etag": '"e1"'},
+        "Items": [{"index": 0, "row": row}],
+    }
+    assert handler(event)["rejected"] == 1
+    assert Rejection.objects.get().parked
+
+    ingest_rows(table="departments", rows=[{"id": 9, "department": "Nine"}], source="rest")
+    assert HiredEmployee.objects.get().department_id == 9
+    assert Rejection.objects.get().status == "resolved"
+
+
+def test_a_restore_of_the_references_releases_the_hires_parked_before(tmp_path: Path) -> None:
+    from django.conf import settings
+    from django.test import override_settings
+
+    from jobs.backups import backup_tables, restore_tables
+    from tests.test_backups import _folder
+
+    with override_settings(STORAGES={**settings.STORAGES, "backups": _folder(tmp_path)}):
+        _load("departments", "jobs")
+        backup_tables(tables=["departments", "jobs"])
+        Job.objects.all().delete()
+        Department.objects.all().delete()
+        _load("hired_employees")
+        assert HiredEmployee.objects.count() == 0
+
+        restore_tables(tables=["departments", "jobs"])
+
+    _assert_as_ordered_load()
+    assert set(
+        Rejection.objects.filter(status="resolved").values_list("resolved_by__source", flat=True)
+    ) == {"replay"}
+
+
+# --- upgrading an existing log --------------------------------------------------------------------
+
+
+def test_migration_keys_merges_and_resolves_an_existing_log() -> None:
+    """A log written before rejection status: the same row logged three times becomes one
+    entry with three attempts; an entry whose id is stored since is resolved; one missing only
+    a reference is parked, and ``replay_rejections`` then stores it."""
+    from django.db.migrations.executor import MigrationExecutor
+
+    executor = MigrationExecutor(connection)
+    executor.migrate([("backend", "0001_initial")])
+    apps = executor.loader.project_state([("backend", "0001_initial")]).apps
+    old_batch, old_rejection = (
+        apps.get_model("backend", "Batch"),
+        apps.get_model("backend", "Rejection"),
+    )
+    old_department = apps.get_model("backend", "Department")
+    old_job = apps.get_model("backend", "Job")
+    old_hire = apps.get_model("backend", "HiredEmployee")
+    from django.utils import timezone
+
+    now = timezone.now()
+    batch = old_batch.objects.create(source="csv", table="hired_employees", status="completed",
+                                     started_at=now, finished_at=now)  # fmt: skip
+    missing = [
+        {
+            "field": "department_id",
+            "code": "unknown_reference",
+            "message": "department 2 does not exist",
+        }
+    ]
+    blank = [{"field": "name", "code": "required", "message": "is required"}]
+    for position, row_id, raw, reasons in [
+        (1, 1, "1,Ada,2021-01-01T00:00:00Z,2,1", missing),
+        (1, 1, "1,Ada,2021-01-01T00:00:00Z,2,1", missing),  # the same row, logged again
+        (1, 1, "1,Ada,2021-01-01T00:00:00Z,2,1", missing),
+        (2, 2, "2,,2021-01-01T00:00:00Z,1,1", blank),
+        (3, 3, "3,Cy,2021-01-01T00:00:00Z,9,1", missing),  # stored since
+    ]:
+        old_rejection.objects.create(
+            batch=batch, source="csv", table="hired_employees", position=position,
+            row_id=row_id, raw=raw, reasons=reasons,
+        )  # fmt: skip
+    old_department.objects.create(id=1, department="One")
+    old_department.objects.create(id=9, department="Nine")
+    old_job.objects.create(id=1, job="One")
+    old_hire.objects.create(id=3, name="Cy", datetime=now, department_id=9, job_id=1)
+
+    executor = MigrationExecutor(connection)
+    executor.migrate(executor.loader.graph.leaf_nodes())
+
+    entries = {e.row_id: e for e in Rejection.objects.all()}
+    assert sorted(entries) == [1, 2, 3]
+    assert (entries[1].attempts, entries[1].status, entries[1].parked) == (3, "open", True)
+    assert (entries[2].attempts, entries[2].status, entries[2].parked) == (1, "open", False)
+    assert (entries[3].status, entries[3].resolved_by_id) == ("resolved", None)
+
+    Department.objects.create(id=2, department="Two")
+    replay_rejections(table="hired_employees")
+    assert sorted(HiredEmployee.objects.values_list("id", flat=True)) == [1, 3]
+    assert Rejection.objects.get(row_id=1).status == "resolved"

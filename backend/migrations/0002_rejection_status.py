@@ -47,6 +47,10 @@ def _log_each_row_once(apps, schema_editor):  # noqa: ANN001, ANN201 (Django's s
     )
     for start in range(0, len(merged), CHUNK):
         Rejection.objects.filter(id__in=merged[start : start + CHUNK]).delete()
+    if schema_editor.connection.vendor == "postgresql":
+        # the indexes below cannot be built while the deferred foreign-key checks of these
+        # updates are pending: run them now
+        schema_editor.execute("SET CONSTRAINTS ALL IMMEDIATE")
 
 
 def _set_status(apps, entries):  # noqa: ANN001, ANN202

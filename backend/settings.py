@@ -3,7 +3,8 @@
 | variable | default | meaning |
 |---|---|---|
 | DATABASE_URL | sqlite:///var/roster.sqlite3 | a dj-database-url URL, postgres://... |
-| SECRET_KEY | generated when DEBUG is on | required when DEBUG is off |
+| SECRET_KEY | var/secret_key | required when DEBUG is off and DATABASE_URL is set; with
+  neither (the embedded default), one is generated into var/secret_key (0600) on first use |
 | DEBUG | off | "1", "true", "yes" or "on" turns it on |
 | ALLOWED_HOSTS | localhost,127.0.0.1,[::1] | comma-separated |
 | MAX_REQUEST_BYTES | 4194304 | the largest request body accepted |
@@ -51,10 +52,35 @@ def weak_secret_key(key: str) -> str | None:
     return None
 
 
+def _kept_secret_key(path: Path) -> str:
+    """The embedded default's key: generated on first use into ``var/`` (mode 0600) and read
+    back after, so sessions and tokens' pages survive a restart on a developer's machine."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # made earlier, or by a process starting at the same moment
+            key = path.read_text(encoding="ascii").strip()
+            if key:
+                return key
+            raise ImproperlyConfigured(f"{path} is empty: delete it, or set SECRET_KEY") from None
+        with os.fdopen(descriptor, "w", encoding="ascii") as file:
+            key = secrets.token_urlsafe(50)
+            file.write(key + "\n")
+        return key
+    except OSError as error:
+        raise ImproperlyConfigured(
+            f"cannot keep a generated SECRET_KEY in {path} ({error.strerror}); set SECRET_KEY"
+        ) from None
+
+
 SECRET_KEY = os.environ.get("SECRET_KEY", "")
+if not (SECRET_KEY or DEBUG or TESTING or os.environ.get("DATABASE_URL")):
+    # the embedded default (SQLite in var/) on a developer's machine: no key to set by hand
+    SECRET_KEY = _kept_secret_key(VAR_DIR / "secret_key")
 if not (DEBUG or TESTING):
     if not SECRET_KEY:
-        raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off.")
+        raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off.")  # a deployment
     if weakness := weak_secret_key(SECRET_KEY):
         raise ImproperlyConfigured(
             f"SECRET_KEY {weakness} (DEBUG is off); generate one with: python -c "

@@ -123,10 +123,38 @@ def test_a_weak_secret_key_is_fine_with_debug_on_and_a_strong_one_always(tmp_pat
     assert (strong.returncode, strong.stderr) == (0, "")
 
 
-def test_a_missing_secret_key_is_still_refused(tmp_path: Path) -> None:
-    ran = manage(tmp_path, "check", SECRET_KEY="")
+def test_a_missing_secret_key_is_still_refused_where_a_database_is_configured(
+    tmp_path: Path,
+) -> None:
+    database = f"sqlite:///{tmp_path / 'deployed.sqlite3'}"
+    ran = manage(tmp_path, "check", SECRET_KEY="", DATABASE_URL=database)
     assert ran.returncode == 1
     assert ran.stderr.strip().splitlines() == ["error: SECRET_KEY must be set when DEBUG is off."]
+    assert not (tmp_path / "secret_key").exists()
+
+
+def test_the_embedded_default_keeps_a_generated_key_in_var(tmp_path: Path) -> None:
+    """A developer's first run (no DEBUG, no DATABASE_URL, no SECRET_KEY) needs no key by hand:
+    one is generated into var/secret_key, private, and the next run reads the same one."""
+    show = ["shell", "-c", "from django.conf import settings; print(settings.SECRET_KEY)"]
+    first = manage(tmp_path, *show, SECRET_KEY="")
+    second = manage(tmp_path, *show, SECRET_KEY="")
+
+    kept = tmp_path / "secret_key"
+    assert (first.returncode, second.returncode) == (0, 0), first.stderr
+    key = kept.read_text().strip()
+    assert first.stdout.split()[-1] == second.stdout.split()[-1] == key
+    assert len(key) >= 50
+    assert kept.stat().st_mode & 0o777 == 0o600
+
+
+def test_an_unwritable_var_folder_for_the_key_is_one_line(tmp_path: Path) -> None:
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("")
+    ran = manage(tmp_path, "check", SECRET_KEY="", ROSTER_VAR_DIR=str(blocked))
+    assert ran.returncode == 1
+    (line,) = ran.stderr.strip().splitlines()
+    assert line.startswith(f"error: cannot keep a generated SECRET_KEY in {blocked}/secret_key (")
 
 
 # --- HTTPS redirects -------------------------------------------------------------------------

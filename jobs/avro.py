@@ -35,10 +35,6 @@ def schema_for(table: Table) -> dict[str, Any]:
     }
 
 
-def parsed_schema(table: Table) -> dict[str, Any]:
-    return parse_schema(schema_for(table))
-
-
 def fingerprint(schema: dict[str, Any]) -> str:
     """SHA-256 of the schema's parsing canonical form: equal for equal schemas, docs aside."""
     canonical = to_parsing_canonical_form(parse_schema(schema))

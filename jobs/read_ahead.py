@@ -6,7 +6,10 @@ GIL while it waits, so a thread that reads and checks the next chunk meanwhile o
 two. The thread never touches the database: every write, and the run's progress, stays in the
 caller's thread and transaction, so a killed run still resumes after its last commit.
 
-Two interpreter settings make the overlap pay, and both are undone on the way out:
+Two interpreter settings make the overlap pay. They are process-wide, so library code never
+sets them: a data job's entry point does (``tuned_for_jobs``, entered by every job command and
+Lambda handler), never a web worker, even when an admin runs a restore there. Both are undone
+on the way out:
 
 - a short GIL switch interval (0.2 ms instead of 5 ms). The caller makes a dozen short
   database calls per chunk, and after each one it waits for the GIL while the helper holds
@@ -73,14 +76,13 @@ def read_ahead(items: Iterable[T], *, depth: int = 2) -> Iterator[Iterator[T]]:
                 return
             yield item  # type: ignore[misc]
 
-    with _tuned_interpreter():
-        helper = threading.Thread(target=produce, name="roster-read-ahead", daemon=True)
-        helper.start()
-        try:
-            yield consume()
-        finally:
-            stop.set()
-            helper.join()
+    helper = threading.Thread(target=produce, name="roster-read-ahead", daemon=True)
+    helper.start()
+    try:
+        yield consume()
+    finally:
+        stop.set()
+        helper.join()
 
 
 _tuning_lock = threading.Lock()
@@ -89,12 +91,10 @@ _saved: tuple[float, tuple[int, ...]] = (0.0, ())
 
 
 @contextmanager
-def _tuned_interpreter() -> Iterator[None]:
-    """The switch interval and collector settings above, for as long as any read-ahead runs.
-
-    They are process-wide, and two restores may run at once in one web worker's threads: the
-    first one in saves and sets them, and the last one out puts them back.
-    """
+def tuned_for_jobs() -> Iterator[None]:
+    """The switch interval and collector settings above, for a data job's entry point (a
+    management command, a Lambda handler) and never a web worker. Nested or overlapping uses
+    share them: the first one in saves and sets them, and the last one out puts them back."""
     global _tuning_users, _saved
     with _tuning_lock:
         if _tuning_users == 0:

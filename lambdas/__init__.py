@@ -16,6 +16,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "backend.settings")
 django.setup()
 
 from jobs.faults import describe, first_line  # noqa: E402 - needs Django set up
+from jobs.read_ahead import tuned_for_jobs  # noqa: E402
 
 logger = logging.getLogger("roster.lambdas")
 
@@ -23,7 +24,9 @@ Handler = Callable[[Any, Any], dict[str, Any]]
 
 
 def fails_in_one_line(handler: Handler) -> Handler:
-    """A failed invocation is logged once, as one JSON line with its request id and traceback,
+    """The handler runs with the data jobs' interpreter settings (``tuned_for_jobs``).
+
+    A failed invocation is logged once, as one JSON line with its request id and traceback,
     and fails with a one-line message (worded by ``jobs.faults.describe``).
 
     The error keeps its class name, which Lambda reports as the error type and the state
@@ -34,7 +37,8 @@ def fails_in_one_line(handler: Handler) -> Handler:
     @functools.wraps(handler)
     def invoke(event: Any = None, context: Any = None) -> dict[str, Any]:
         try:
-            return handler(event, context)
+            with tuned_for_jobs():  # a Lambda runs one job at a time: tuned for it
+                return handler(event, context)
         except Exception as error:
             message = describe(error) or first_line(error) or type(error).__name__
             name = handler.__module__.rpartition(".")[2]

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from jobs.read_ahead import read_ahead
+from jobs.read_ahead import read_ahead, tuned_for_jobs
 
 
 def test_every_item_arrives_in_order_from_another_thread() -> None:
@@ -55,14 +55,42 @@ def test_leaving_early_stops_the_helper_within_its_depth() -> None:
     assert len(made) <= 3 + 1 + 2 + 1  # consumed, being stored, queued (depth), in hand
 
 
-def test_interpreter_settings_are_put_back_even_when_read_aheads_overlap() -> None:
+def test_interpreter_settings_are_put_back_even_when_job_entry_points_overlap() -> None:
     interval, thresholds = sys.getswitchinterval(), gc.get_threshold()
-    with read_ahead(iter([1])) as first:
+    with tuned_for_jobs():
         assert sys.getswitchinterval() == pytest.approx(0.0002)
         assert gc.get_threshold()[0] == max(thresholds[0], 10_000)
-        with read_ahead(iter([2])) as second:
-            assert list(second) == [2]
+        with tuned_for_jobs():
+            pass
         assert sys.getswitchinterval() == pytest.approx(0.0002)  # the outer one still runs
-        assert list(first) == [1]
     assert sys.getswitchinterval() == interval
     assert gc.get_threshold() == thresholds
+
+
+def test_a_read_ahead_alone_leaves_the_process_settings_alone() -> None:
+    """A restore run by an admin inside a web worker must not retune that worker."""
+    interval, thresholds = sys.getswitchinterval(), gc.get_threshold()
+    with read_ahead(iter([1, 2])) as ready:
+        assert (sys.getswitchinterval(), gc.get_threshold()) == (interval, thresholds)
+        assert list(ready) == [1, 2]
+    assert (sys.getswitchinterval(), gc.get_threshold()) == (interval, thresholds)
+
+
+def test_job_commands_and_lambdas_run_tuned() -> None:
+    from django.core.management import call_command
+
+    from jobs.management.commands.load_csv import Command
+    from lambdas import fails_in_one_line
+
+    handler = fails_in_one_line(lambda event, context: {"interval": sys.getswitchinterval()})
+    assert handler({}, None)["interval"] == pytest.approx(0.0002)
+
+    seen: list[float] = []
+
+    class Probe(Command):
+        def handle(self, *args: object, **options: object) -> None:
+            seen.append(sys.getswitchinterval())
+
+    call_command(Probe(), "x.csv", verbosity=0)
+    assert seen == [pytest.approx(0.0002)]
+    assert sys.getswitchinterval() != pytest.approx(0.0002)

@@ -79,19 +79,8 @@ class BatchResult:
     rejections: list[RowRejection]
 
     @classmethod
-    def from_replay(cls, summary: ReplaySummary) -> BatchResult:
-        """A replay's batches as one result: the first batch's id, the counts of them all."""
-        return cls(
-            table=Table(summary.table),
-            received=summary.received,
-            inserted=summary.inserted,
-            rejected=summary.rejected,
-            batch_id=strawberry.ID(str(summary.batch_ids[0])),
-            rejections=_row_rejections(summary.rejections),
-        )
-
-    @classmethod
-    def from_outcome(cls, outcome: BatchOutcome) -> BatchResult:
+    def from_outcome(cls, outcome: BatchOutcome | ReplaySummary) -> BatchResult:
+        """A batch's result, or a replay's over all its batches (the first one's id)."""
         return cls(
             table=Table(outcome.table),
             received=outcome.received,

@@ -230,6 +230,11 @@ class ReplaySummary:
     """The first ``SHOWN_REJECTIONS`` rows that failed again."""
     rejected: int = 0
 
+    @property
+    def batch_id(self) -> uuid.UUID:
+        """The first replay batch: a replay records at least one, even with nothing to send."""
+        return self.batch_ids[0]
+
     def add(self, outcome: ingest.BatchResult) -> None:
         self.batch_ids.append(outcome.batch_id)
         self.received += outcome.received

@@ -91,7 +91,7 @@ def record(
     if connection.vendor == "postgresql" and len(ordered) > _COPY_THRESHOLD:
         entries = _upsert_copied(table, batch_id, source, ordered, parks, now)
     else:
-        per_statement = _per_statement(14)
+        per_statement = _per_statement(len(_COLUMNS))
         for start in range(0, len(ordered), per_statement):
             page = ordered[start : start + per_statement]
             entries.update(_upsert(table, batch_id, source, page, parks, now))
@@ -239,39 +239,34 @@ def resolve(*, table: str, row_ids: Iterable[int], batch_id: uuid.UUID, now: dat
         column, scope = q("row_id"), f"{q('table')} = %s AND "
     batch = _BATCH_ID.get_db_prep_value(batch_id, connection)
     when = connection.ops.adapt_datetimefield_value(now)
-    resolved: list[int] = []
+    match, values = among(column, ids)
     with connection.cursor() as cursor:
-        for match, values in _id_matches(column, ids):
-            cursor.execute(
-                f"UPDATE {q('rejections')} SET {q('status')} = 'resolved', "
-                f"{q('resolved_by_id')} = %s, {q('resolved_at')} = %s, {q('parked')} = false "
-                f"WHERE {scope}{q('status')} = 'open' AND {match} RETURNING {q('id')}",
-                [batch, when, *([table] if scope else []), *values],
-            )
-            resolved += [entry for (entry,) in cursor.fetchall()]
+        cursor.execute(
+            f"UPDATE {q('rejections')} SET {q('status')} = 'resolved', "
+            f"{q('resolved_by_id')} = %s, {q('resolved_at')} = %s, {q('parked')} = false "
+            f"WHERE {scope}{q('status')} = 'open' AND {match} RETURNING {q('id')}",
+            [batch, when, *([table] if scope else []), *values],
+        )
+        resolved = [entry for (entry,) in cursor.fetchall()]
     _delete_waits(resolved)
     return len(resolved)
 
 
-def _id_matches(column: str, ids: list[int]) -> Iterable[tuple[str, list[Any]]]:
-    """``column`` matching ``ids``: one array on PostgreSQL, ``IN`` lists within SQLite's
-    parameter limit."""
+def among(column: str, ids: Sequence[int]) -> tuple[str, list[Any]]:
+    """``column`` among ``ids``, as one condition and its one parameter: an array on
+    PostgreSQL (an index condition), a JSON array on SQLite (no parameter limit to split at)."""
     if connection.vendor == "postgresql":
-        yield f"{column} = ANY(%s)", [ids]
-        return
-    step = _per_statement(1) - 8
-    for start in range(0, len(ids), step):
-        chunk = ids[start : start + step]
-        yield f"{column} IN ({', '.join(['%s'] * len(chunk))})", chunk
+        return f"{column} = ANY(%s)", [list(ids)]
+    return f"{column} IN (SELECT value FROM json_each(%s))", [json.dumps(list(ids))]
 
 
 def _delete_waits(entries: list[int]) -> None:
     if not entries:
         return
     q = connection.ops.quote_name
+    match, values = among(q("rejection_id"), entries)
     with connection.cursor() as cursor:
-        for match, values in _id_matches(q("rejection_id"), entries):
-            cursor.execute(f"DELETE FROM {q('parked_references')} WHERE {match}", values)
+        cursor.execute(f"DELETE FROM {q('parked_references')} WHERE {match}", values)
 
 
 def _insert_waits(waits: list[tuple[int, str, int]]) -> None:

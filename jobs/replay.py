@@ -37,6 +37,7 @@ from backend.models import Batch, Rejection, Source
 from jobs import ingest
 from jobs.csv_files import parse_text
 from jobs.locks import transaction_lock
+from jobs.rejection_log import among
 
 logger = logging.getLogger("roster.replay")
 
@@ -88,14 +89,16 @@ def after_commit(*, table: str, arrived: list[int], parked: list[int]) -> None:
             table, arrived, parked = queue.popleft()
             q = connection.ops.quote_name
             if arrived:
-                _release(f"{q('references')} = %s AND {_in(q('ref_id'))}", [table, arrived])
+                match, values = among(q("ref_id"), arrived)
+                _release(f"{q('references')} = %s AND {match}", [table, *values])
             if parked:
                 exists = " OR ".join(
                     f"({q('references')} = '{name}' AND {q('ref_id')} IN "
                     f"(SELECT {q('id')} FROM {q(name)}))"
                     for name in sorted(dictionary.REFERENCED)
                 )
-                _release(exists, [], among=parked)
+                match, values = among(q("rejection_id"), parked)
+                _release(f"{match} AND ({exists})", values)
     except Exception as error:
         logger.exception(
             "replay failed; the parked rows stay open until the next replay",
@@ -110,20 +113,8 @@ def _decoded(raw: object) -> object:
     return json.loads(raw) if isinstance(raw, str) else raw
 
 
-def _in(column: str) -> str:
-    """``column`` among a list parameter: an array on PostgreSQL (an index condition), a JSON
-    array on SQLite."""
-    if connection.vendor == "postgresql":
-        return f"{column} = ANY(%s)"
-    return f"{column} IN (SELECT value FROM json_each(%s))"
-
-
-def _list(values: list[int]) -> object:
-    return values if connection.vendor == "postgresql" else json.dumps(values)
-
-
-def _release(where: str, params: list[object], among: list[int] | None = None) -> None:
-    """Delete the waits matching ``where`` (of the rows ``among``, if given) and replay the
+def _release(where: str, params: list[object]) -> None:
+    """Delete the waits matching ``where`` and replay the
     rows that wait for nothing any more: 10,000 waits per transaction, each row replayed
     in the transaction that took its last wait away (a crash rolls both back).
 
@@ -135,12 +126,9 @@ def _release(where: str, params: list[object], among: list[int] | None = None) -
     """
     q = connection.ops.quote_name
     waits = q("parked_references")
-    values = [_list(v) if isinstance(v, list) else v for v in params]
-    if among is not None:
-        where, values = f"{_in(q('rejection_id'))} AND ({where})", [_list(among), *values]
     with connection.cursor() as cursor:  # the waits to delete, their rows' waits together
         cursor.execute(
-            f"SELECT {q('id')} FROM {waits} WHERE {where} ORDER BY {q('rejection_id')}", values
+            f"SELECT {q('id')} FROM {waits} WHERE {where} ORDER BY {q('rejection_id')}", params
         )
         found = [wait for (wait,) in cursor.fetchall()]
         if len(found) > CHUNK_ROWS and connection.vendor == "postgresql":
@@ -150,24 +138,25 @@ def _release(where: str, params: list[object], among: list[int] | None = None) -
 
     def chunk(ids: list[int]) -> None:
         transaction_lock(REPLAY_LOCK)
+        match, values = among(q("id"), ids)
         with connection.cursor() as cursor:
             cursor.execute(
-                f"DELETE FROM {waits} WHERE {_in(q('id'))} RETURNING {q('rejection_id')}",
-                [_list(ids)],
+                f"DELETE FROM {waits} WHERE {match} RETURNING {q('rejection_id')}", values
             )
             touched = sorted({entry for (entry,) in cursor.fetchall()})
         if not touched:
             return
         entries = q("rejections")
         lock = " FOR UPDATE" if connection.vendor == "postgresql" else ""
+        match, values = among(q("id"), touched)
         with connection.cursor() as cursor:
             cursor.execute(
                 f"SELECT {q('id')}, {q('table')}, {q('position')}, {q('raw')}, {q('row_key')} "
-                f"FROM {entries} WHERE {_in(q('id'))} AND {q('status')} = 'open' "
+                f"FROM {entries} WHERE {match} AND {q('status')} = 'open' "
                 f"AND {q('parked')} AND NOT EXISTS (SELECT 1 FROM {waits} "
                 f"WHERE {waits}.{q('rejection_id')} = {entries}.{q('id')}) "
                 f"ORDER BY {q('id')}{lock}",
-                [_list(touched)],
+                values,
             )
             ready = [
                 _Entry(entry, table, position, _decoded(raw), key)

@@ -12,6 +12,7 @@ import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from enum import StrEnum
 from functools import cached_property
 from typing import Any
 
@@ -28,10 +29,33 @@ _ISO_DATETIME = re.compile(
 )
 
 
+class ReasonCode(StrEnum):
+    """Every reason code a rejection can carry: stable, machine-readable, documented (their
+    meanings are ``REASON_CODES``; docs/data-dictionary.md and GraphQL read both)."""
+
+    REQUIRED = "required"
+    INVALID_TYPE = "invalid_type"
+    NOT_POSITIVE = "not_positive"
+    OUT_OF_RANGE = "out_of_range"
+    TOO_LONG = "too_long"
+    CONTROL_CHARACTER = "control_character"
+    INVALID_DATETIME = "invalid_datetime"
+    UNKNOWN_FIELD = "unknown_field"
+    INVALID_ROW = "invalid_row"
+    UNKNOWN_REFERENCE = "unknown_reference"
+    DUPLICATE = "duplicate"
+    DUPLICATE_IN_BATCH = "duplicate_in_batch"
+    BATCH_ABORTED = "batch_aborted"
+    INTEGRITY_ERROR = "integrity_error"
+    INVALID_ENCODING = "invalid_encoding"
+    COLUMN_COUNT = "column_count"
+    UNTERMINATED_QUOTE = "unterminated_quote"
+
+
 class RuleViolation(Exception):
     """One broken rule on one field, carried as (code, message)."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: ReasonCode, message: str) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
@@ -42,11 +66,11 @@ class Reason:
     """Why a row was rejected: which field, a stable machine code, a human message."""
 
     field: str | None
-    code: str
+    code: ReasonCode
     message: str
 
     def as_dict(self) -> dict[str, str | None]:
-        return {"field": self.field, "code": self.code, "message": self.message}
+        return {"field": self.field, "code": str(self.code), "message": self.message}
 
 
 # --- column kinds: each one knows how to clean a raw value or say why it can't -------------
@@ -82,22 +106,28 @@ class Integer(Kind):
             else:
                 value = self._parse(value, text)
         elif type(value) is not int:  # bool is a subclass of int, and is refused here
-            raise RuleViolation("invalid_type", f"must be an integer, got {_json_type(value)}")
+            raise RuleViolation(
+                ReasonCode.INVALID_TYPE, f"must be an integer, got {_json_type(value)}"
+            )
         if value <= 0:
-            raise RuleViolation("not_positive", f"must be a positive integer, got {_shown(value)}")
+            raise RuleViolation(
+                ReasonCode.NOT_POSITIVE, f"must be a positive integer, got {_shown(value)}"
+            )
         if value > MAX_ID:
-            raise RuleViolation("out_of_range", f"must be at most {MAX_ID}, got {_shown(value)}")
+            raise RuleViolation(
+                ReasonCode.OUT_OF_RANGE, f"must be at most {MAX_ID}, got {_shown(value)}"
+            )
         return value
 
     @staticmethod
     def _parse(value: str, text: str) -> int:
         """Signs, leading zeros and very long numbers: the rarer spellings of an integer."""
         if not trim(text):
-            raise RuleViolation("required", "is required")
+            raise RuleViolation(ReasonCode.REQUIRED, "is required")
         if not re.fullmatch(r"[+-]?[0-9]+", text):
-            raise RuleViolation("invalid_type", f"must be an integer, got {_shown(value)}")
+            raise RuleViolation(ReasonCode.INVALID_TYPE, f"must be an integer, got {_shown(value)}")
         if len(text.lstrip("+-").lstrip("0")) > len(str(MAX_ID)):  # int() refuses 4300+
-            code = "not_positive" if text.startswith("-") else "out_of_range"
+            code = ReasonCode.NOT_POSITIVE if text.startswith("-") else ReasonCode.OUT_OF_RANGE
             raise RuleViolation(code, f"must be a positive integer at most {MAX_ID}")
         return int(text)
 
@@ -111,18 +141,21 @@ class Text(Kind):
 
     def clean(self, value: Any) -> str:
         if not isinstance(value, str):
-            raise RuleViolation("invalid_type", f"must be a string, got {_json_type(value)}")
+            raise RuleViolation(
+                ReasonCode.INVALID_TYPE, f"must be a string, got {_json_type(value)}"
+            )
         text = value.strip()
         if not text.isprintable():  # rare: a format or control character, a surrogate...
             if not _trim_rare(text):  # nothing but spaces, format and control characters
-                raise RuleViolation("required", "is required")
+                raise RuleViolation(ReasonCode.REQUIRED, "is required")
             text = _trim_rare(text, controls=False)  # a control character is refused, not cut
             _check_characters(text)
         if not text:
-            raise RuleViolation("required", "is required")
+            raise RuleViolation(ReasonCode.REQUIRED, "is required")
         if len(text) > self.max_length:
             raise RuleViolation(
-                "too_long", f"must be at most {self.max_length} characters, got {len(text)}"
+                ReasonCode.TOO_LONG,
+                f"must be at most {self.max_length} characters, got {len(text)}",
             )
         return text
 
@@ -143,13 +176,15 @@ class Timestamp(Kind):
         if isinstance(value, datetime):  # from an AVRO backup (timestamp-micros)
             return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
         if not isinstance(value, str):
-            raise RuleViolation("invalid_type", f"must be a string, got {_json_type(value)}")
+            raise RuleViolation(
+                ReasonCode.INVALID_TYPE, f"must be a string, got {_json_type(value)}"
+            )
         text = value.strip()
         if not _ISO_DATETIME.fullmatch(text):
             if not trim(text):
-                raise RuleViolation("required", "is required")
+                raise RuleViolation(ReasonCode.REQUIRED, "is required")
             raise RuleViolation(
-                "invalid_datetime",
+                ReasonCode.INVALID_DATETIME,
                 "must be an ISO 8601 date and time such as 2021-07-27T16:02:08Z, "
                 f"got {_shown(value)}",
             )
@@ -157,7 +192,7 @@ class Timestamp(Kind):
             moment = datetime.fromisoformat(text.replace("z", "Z"))
         except ValueError:
             raise RuleViolation(
-                "invalid_datetime", f"is not a valid date and time: {_shown(value)}"
+                ReasonCode.INVALID_DATETIME, f"is not a valid date and time: {_shown(value)}"
             ) from None
         if moment.tzinfo is None:
             return moment.replace(tzinfo=UTC)
@@ -165,7 +200,8 @@ class Timestamp(Kind):
             return moment.astimezone(UTC)
         except OverflowError:  # 0001-01-01T00:00+01:00 is before year 1 in UTC
             raise RuleViolation(
-                "invalid_datetime", f"is out of range once converted to UTC: {_shown(value)}"
+                ReasonCode.INVALID_DATETIME,
+                f"is out of range once converted to UTC: {_shown(value)}",
             ) from None
 
     def copy_text(self, value: datetime) -> str:
@@ -214,12 +250,12 @@ def _check_characters(text: str) -> None:
     control = _CONTROL.search(text)
     if control is not None:
         raise RuleViolation(
-            "control_character",
+            ReasonCode.CONTROL_CHARACTER,
             f"must not hold a control character, got {control.group()!r} at character "
             f"{control.start() + 1}",
         )
     if not _encodes(text):
-        raise RuleViolation("invalid_type", "must be text without unpaired surrogates")
+        raise RuleViolation(ReasonCode.INVALID_TYPE, "must be text without unpaired surrogates")
 
 
 def _encodes(text: str) -> bool:
@@ -310,11 +346,13 @@ class Table:
         Foreign keys and uniqueness need the database, so the ingest pipeline checks those.
         """
         if not isinstance(raw, Mapping):
-            return None, [Reason(None, "invalid_row", f"must be an object, got {_json_type(raw)}")]
+            return None, [
+                Reason(None, ReasonCode.INVALID_ROW, f"must be an object, got {_json_type(raw)}")
+            ]
         reasons: list[Reason] = []
         if not raw.keys() <= self._known:
             reasons = [
-                Reason(str(key), "unknown_field", f"is not a column of {self.name}")
+                Reason(str(key), ReasonCode.UNKNOWN_FIELD, f"is not a column of {self.name}")
                 for key in raw
                 if key not in self._known
             ]
@@ -322,7 +360,7 @@ class Table:
         for name, clean in self._cleaners:
             value = raw.get(name)
             if value is None or (type(value) is str and not value.strip()):  # or by the kind
-                reasons.append(Reason(name, "required", "is required"))
+                reasons.append(Reason(name, ReasonCode.REQUIRED, "is required"))
                 continue
             try:
                 row[name] = clean(value)
@@ -374,7 +412,8 @@ TABLES: dict[str, Table] = {t.name: t for t in (DEPARTMENTS, JOBS, HIRED_EMPLOYE
 REFERENCED: frozenset[str] = frozenset(
     column.references for spec in TABLES.values() for column in spec.foreign_keys
 )
-"""The tables other tables reference: what arrives in them may unpark rows (jobs/replay.py)."""
+"""The tables other tables reference: what arrives in them may unpark rows
+(jobs/ingest/replay.py)."""
 
 
 def table(name: str) -> Table:
@@ -386,29 +425,30 @@ def table(name: str) -> Table:
         raise KeyError(f"unknown table {name!r}; expected one of: {known}") from None
 
 
-REASON_CODES: dict[str, str] = {
-    "required": "The field is missing, null, or blank after trimming: nothing but spaces,"
+_ = ReasonCode
+REASON_CODES: dict[ReasonCode, str] = {
+    _.REQUIRED: "The field is missing, null, or blank after trimming: nothing but spaces,"
     " format characters (such as the zero-width space U+200B or U+FEFF) and control characters.",
-    "invalid_type": "The value has the wrong type (a string where an integer belongs, say).",
-    "not_positive": "An id is zero or negative.",
-    "out_of_range": f"An id is larger than {MAX_ID}.",
-    "too_long": "A string is longer than its column allows (after trimming).",
-    "control_character": "A string holds a control character (NUL, a line break, a tab, an"
+    _.INVALID_TYPE: "The value has the wrong type (a string where an integer belongs, say).",
+    _.NOT_POSITIVE: "An id is zero or negative.",
+    _.OUT_OF_RANGE: f"An id is larger than {MAX_ID}.",
+    _.TOO_LONG: "A string is longer than its column allows (after trimming).",
+    _.CONTROL_CHARACTER: "A string holds a control character (NUL, a line break, a tab, an"
     " escape: Unicode category Cc) once trimmed; at either end one is trimmed away.",
-    "invalid_datetime": "Not an ISO 8601 date and time with a T or a space between them.",
-    "unknown_field": "The row has a field that is not a column of the table.",
-    "invalid_row": "The row is not an object.",
-    "unknown_reference": "department_id or job_id names a row that does not exist.",
-    "duplicate": "The id exists already in the table; the stored row is never overwritten.",
-    "duplicate_in_batch": "The id repeats an earlier row of the same batch.",
-    "batch_aborted": "A valid row of an atomic batch that had an invalid row: nothing went in.",
-    "integrity_error": "The database refused the row (a constraint the rules did not foresee).",
-    "invalid_encoding": "A field of a CSV line holds bytes that are not UTF-8 (shown as \\xNN).",
-    "column_count": "A CSV line has more or fewer fields than the table has columns.",
-    "unterminated_quote": "A CSV line opens a quote that never closes properly; the lines"
+    _.INVALID_DATETIME: "Not an ISO 8601 date and time with a T or a space between them.",
+    _.UNKNOWN_FIELD: "The row has a field that is not a column of the table.",
+    _.INVALID_ROW: "The row is not an object.",
+    _.UNKNOWN_REFERENCE: "department_id or job_id names a row that does not exist.",
+    _.DUPLICATE: "The id exists already in the table; the stored row is never overwritten.",
+    _.DUPLICATE_IN_BATCH: "The id repeats an earlier row of the same batch.",
+    _.BATCH_ABORTED: "A valid row of an atomic batch that had an invalid row: nothing went in.",
+    _.INTEGRITY_ERROR: "The database refused the row (a constraint the rules did not foresee).",
+    _.INVALID_ENCODING: "A field of a CSV line holds bytes that are not UTF-8 (shown as \\xNN).",
+    _.COLUMN_COUNT: "A CSV line has more or fewer fields than the table has columns.",
+    _.UNTERMINATED_QUOTE: "A CSV line opens a quote that never closes properly; the lines"
     " after it are read as rows of their own.",
 }
-"""Every reason code a rejection can carry, and what it means."""
+"""What each reason code means."""
 
 
 def as_markdown() -> str:

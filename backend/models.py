@@ -121,7 +121,7 @@ class Source(models.TextChoices):
     REST = "rest"
     CSV = "csv"
     RESTORE = "restore"
-    REPLAY = "replay"  # parked rows sent through the pipeline again (jobs/replay.py)
+    REPLAY = "replay"  # parked rows sent through the pipeline again (jobs/ingest/replay.py)
 
 
 class Batch(models.Model):

@@ -33,14 +33,14 @@ from graph.types import (
     Job,
     JobFilter,
     QuarterlyHires,
-    Rejection,
     RejectionStatus,
+    RejectionType,
     RestoreResult,
-    Table,
+    TableEnum,
     backup_position,
 )
-from jobs import backups, replay
-from jobs.ingest import BatchSizeError, check_batch_size, ingest_rows
+from jobs import backups
+from jobs.ingest import BatchSizeError, check_batch_size, ingest_rows, replay
 
 BACKUPS_PAGE = 100
 """How many backups ``backups`` lists when ``first`` is left out."""
@@ -97,7 +97,7 @@ class Query:
     )
     def backups(
         self,
-        table: Table | None = None,  # type: ignore[valid-type]
+        table: TableEnum | None = None,  # type: ignore[valid-type]
         first: int = BACKUPS_PAGE,
         after: str | None = None,
     ) -> list[Backup]:
@@ -111,12 +111,12 @@ class Query:
     @strawberry.field(permission_classes=[CanRead], description="The rejection log, oldest first.")
     def rejections(
         self,
-        table: Table | None = None,  # type: ignore[valid-type]
+        table: TableEnum | None = None,  # type: ignore[valid-type]
         batch_id: strawberry.ID | None = None,
         status: RejectionStatus | None = None,
         first: int = 100,
         after: str | None = None,
-    ) -> Connection[Rejection]:
+    ) -> Connection[RejectionType]:
         rows = models.Rejection.objects.all()
         if table is not None:
             rows = rows.filter(table=table.value)
@@ -158,7 +158,7 @@ class Mutation:
         permission_classes=[IsAdmin],
         description="Back up tables (all by default) from one snapshot to AVRO files.",
     )
-    def backup(self, tables: list[Table] | None = None) -> list[Backup]:  # type: ignore[valid-type]
+    def backup(self, tables: list[TableEnum] | None = None) -> list[Backup]:  # type: ignore[valid-type]
         names = [table.value for table in tables or []]
         with _as_bad_input():
             return [Backup.from_file(file) for file in backups.backup_tables(tables=names)]
@@ -167,7 +167,7 @@ class Mutation:
         permission_classes=[IsAdmin],
         description="Replace a table's rows with a backup (the latest by default).",
     )
-    def restore(self, table: Table, backup: str | None = None) -> RestoreResult:  # type: ignore[valid-type]
+    def restore(self, table: TableEnum, backup: str | None = None) -> RestoreResult:  # type: ignore[valid-type]
         with _as_bad_input():
             (done,) = backups.restore_tables(tables=[table.value], backups={table.value: backup})
         return RestoreResult(
@@ -188,7 +188,7 @@ class Mutation:
     )
     def replay_rejections(
         self,
-        table: Table | None = None,  # type: ignore[valid-type]
+        table: TableEnum | None = None,  # type: ignore[valid-type]
         batch_id: strawberry.ID | None = None,
     ) -> BatchResult:
         if table is None and batch_id is None:

@@ -18,7 +18,7 @@ from graph.types import (
     HiredEmployeeFilter,
     IdRange,
     Job,
-    Rejection,
+    RejectionType,
 )
 
 
@@ -97,12 +97,12 @@ def employee_nodes(page: QuerySet) -> list[HiredEmployee]:
     return nodes
 
 
-def rejection_nodes(page: QuerySet) -> list[Rejection]:
+def rejection_nodes(page: QuerySet) -> list[RejectionType]:
     """The log's entries, each ``raw`` read from its JSON text by ``stored_raw``."""
     nodes = []
     for row in page.defer("raw").annotate(raw_text=Cast("raw", TextField())):
         row.raw = stored_raw(row.raw_text)
-        nodes.append(Rejection.from_model(row))
+        nodes.append(RejectionType.from_model(row))
     return nodes
 
 
@@ -111,7 +111,7 @@ _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
 def stored_raw(text: str | None) -> Any:
-    """Whatever a ``raw`` column holds (rows logged before the bounds of ``jobs/ingest.py``,
+    """Whatever a ``raw`` column holds (rows logged before the bounds of ``jobs/ingest/raw.py``,
     or written by other tools), as JSON the API can always answer: lossless where JSON allows
     (a 31-digit integer stays a number), a string where it does not: an integer Python cannot
     convert (over 4,300 digits) as its digits, a lone surrogate (SQLite's JSON keeps one) as

@@ -18,11 +18,10 @@ from backend import dictionary, metrics
 from backend.dictionary import DEPARTMENTS, HIRED_EMPLOYEES, JOBS
 from graph.errors import bad_input
 from jobs.backups import Position
-from jobs.ingest import BatchResult as BatchOutcome
-from jobs.ingest import RowRejection as OutcomeRejection
-from jobs.replay import ReplaySummary
+from jobs.ingest import IngestResult, RejectedRow
+from jobs.ingest.replay import ReplaySummary
 
-Table = strawberry.enum(
+TableEnum = strawberry.enum(
     enum.Enum("Table", {name.upper(): name for name in dictionary.TABLES}),
     description="A table of Roster's data.",
 )
@@ -55,10 +54,14 @@ class HiredEmployee:
     job: Job
 
 
-@strawberry.type(description="One broken rule.")
-class Reason:
+@strawberry.type(name="Reason", description="One broken rule.")
+class ReasonType:
     field: str | None = strawberry.field(description="The column, or null for the whole row.")
-    code: str = strawberry.field(description="A stable code, such as required or duplicate.")
+    code: str = strawberry.field(
+        description="A stable code: "
+        + ", ".join(code.value for code in dictionary.ReasonCode)
+        + " (docs/data-dictionary.md says what each means)."
+    )
     message: str
 
 
@@ -66,12 +69,12 @@ class Reason:
 class RowRejection:
     index: int = strawberry.field(description="The row's 0-based index in the batch.")
     id: int | None = strawberry.field(description="The id the row carried, if any.")
-    reasons: list[Reason]
+    reasons: list[ReasonType]
 
 
 @strawberry.type(description="What happened to a batch.")
 class BatchResult:
-    table: Table  # type: ignore[valid-type]
+    table: TableEnum  # type: ignore[valid-type]
     received: int
     inserted: int
     rejected: int
@@ -79,10 +82,10 @@ class BatchResult:
     rejections: list[RowRejection]
 
     @classmethod
-    def from_outcome(cls, outcome: BatchOutcome | ReplaySummary) -> BatchResult:
+    def from_outcome(cls, outcome: IngestResult | ReplaySummary) -> BatchResult:
         """A batch's result, or a replay's over all its batches (the first one's id)."""
         return cls(
-            table=Table(outcome.table),
+            table=TableEnum(outcome.table),
             received=outcome.received,
             inserted=outcome.inserted,
             rejected=outcome.rejected,
@@ -91,12 +94,14 @@ class BatchResult:
         )
 
 
-def _row_rejections(rejections: list[OutcomeRejection]) -> list[RowRejection]:
+def _row_rejections(rejections: list[RejectedRow]) -> list[RowRejection]:
     return [
         RowRejection(
             index=r.position,
             id=r.row_id,
-            reasons=[Reason(field=x.field, code=x.code, message=x.message) for x in r.reasons],
+            reasons=[
+                ReasonType(field=x.field, code=str(x.code), message=x.message) for x in r.reasons
+            ],
         )
         for r in rejections
     ]
@@ -112,17 +117,18 @@ class RejectionStatus(enum.Enum):
 
 @strawberry.type(
     description="An entry of the rejection log: a row that was not inserted, logged once "
-    "however often it was received."
+    "however often it was received.",
+    name="Rejection",
 )
-class Rejection:
+class RejectionType:
     id: strawberry.ID
     source: str = strawberry.field(description="graphql, rest, csv, restore or replay.")
-    table: Table  # type: ignore[valid-type]
+    table: TableEnum  # type: ignore[valid-type]
     batch_id: strawberry.ID = strawberry.field(description="The batch that first logged it.")
     index: int = strawberry.field(description="Index in the batch, or line number in a file.")
     row_id: int | None = strawberry.field(description="The id the row carried, if any.")
     raw: JSON = strawberry.field(description="The row exactly as received.")
-    reasons: list[Reason] = strawberry.field(description="Why, at the latest attempt.")
+    reasons: list[ReasonType] = strawberry.field(description="Why, at the latest attempt.")
     created_at: datetime
     status: RejectionStatus
     resolved_by: strawberry.ID | None = strawberry.field(
@@ -136,16 +142,16 @@ class Rejection:
     )
 
     @classmethod
-    def from_model(cls, row: Any) -> Rejection:
+    def from_model(cls, row: Any) -> RejectionType:
         return cls(
             id=strawberry.ID(str(row.id)),
             source=row.source,
-            table=Table(row.table),
+            table=TableEnum(row.table),
             batch_id=strawberry.ID(str(row.batch_id)),
             index=row.position,
             row_id=row.row_id,
             raw=row.raw,
-            reasons=[Reason(**reason) for reason in row.reasons],
+            reasons=[ReasonType(**reason) for reason in row.reasons],
             created_at=row.created_at,
             status=RejectionStatus(row.status),
             resolved_by=strawberry.ID(str(row.resolved_by_id)) if row.resolved_by_id else None,
@@ -263,7 +269,7 @@ SCALARS = {
 
 @strawberry.type(description="One table's backup file and its manifest.")
 class Backup:
-    table: Table  # type: ignore[valid-type]
+    table: TableEnum  # type: ignore[valid-type]
     key: str = strawberry.field(description="The file's key in the backup storage.")
     rows: BigInt = strawberry.field(
         description="Rows in the file; -1 when it has no manifest (the replaced system's "
@@ -291,7 +297,7 @@ class Backup:
         own = ("table", "problem", "cursor")
         fields = {name: getattr(file, name) for name in cls.__annotations__ if name not in own}
         return cls(
-            table=Table(file.table),
+            table=TableEnum(file.table),
             problem=file.problem or None,
             cursor=backup_cursor(file.position),
             **fields,
@@ -324,7 +330,7 @@ def backup_position(cursor: str) -> Position:
 
 @strawberry.type(description="What a restore did to one table.")
 class RestoreResult:
-    table: Table  # type: ignore[valid-type]
+    table: TableEnum  # type: ignore[valid-type]
     backup: str
     read: int
     inserted: int

@@ -38,7 +38,7 @@ from pathlib import PurePath
 from typing import IO, Any, NamedTuple
 
 from backend import dictionary
-from backend.dictionary import Reason
+from backend.dictionary import Reason, ReasonCode
 
 QUOTE_LINES = 10_000
 """How many lines past its own a quoted field may run before the file is refused."""
@@ -210,7 +210,7 @@ def _inspected(
         faults.append(
             Reason(
                 where,
-                "unterminated_quote",
+                ReasonCode.UNTERMINATED_QUOTE,
                 "opens a quote that does not close properly before the next row; the lines "
                 "after it are read as rows of their own",
             )
@@ -222,7 +222,7 @@ def _inspected(
         faults.append(
             Reason(
                 None,
-                "column_count",
+                ReasonCode.COLUMN_COUNT,
                 f"the line has {len(fields)} field{'s' * (len(fields) != 1)}, expected "
                 f"{width}: {', '.join(columns)}",
             )
@@ -233,7 +233,9 @@ def _inspected(
             if bad:
                 shown = _escaped("".join(bad))
                 shown = shown if len(shown) <= 40 else shown[:40] + "..."
-                faults.append(Reason(name, "invalid_encoding", f"is not UTF-8: bytes {shown}"))
+                faults.append(
+                    Reason(name, ReasonCode.INVALID_ENCODING, f"is not UTF-8: bytes {shown}")
+                )
                 raw[name] = _escaped(value)
         text = _escaped(text)
     if len(text) > RAW_TEXT_CHARS:

@@ -61,7 +61,7 @@ def _job_errors() -> tuple[type[Exception], ...]:
     not loaded yet when it reports a bad setting."""
     from jobs.backups import BackupError
     from jobs.csv_files import CsvFormatError, UnknownTableError
-    from jobs.replay import ReplayError
+    from jobs.ingest.replay import ReplayError
     from jobs.sources import SourceError
 
     return (SourceError, UnknownTableError, CsvFormatError, BackupError, ReplayError)

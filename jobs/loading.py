@@ -22,8 +22,8 @@ from backend import dictionary
 from backend.models import LoadRun, Source
 from jobs.csv_files import CsvRow, read_rows, table_for
 from jobs.ingest import (
-    BatchResult,
     CheckedRows,
+    IngestResult,
     check_rows,
     in_transaction,
     ingest_rows,
@@ -175,7 +175,7 @@ def _load_locked(
         """One chunk: its rows, its rejections and the run's progress commit together."""
         before = (run.read, run.inserted, run.rejected, run.last_line)
 
-        def write() -> BatchResult:  # repeatable: the counts start from ``before`` each time
+        def write() -> IngestResult:  # repeatable: the counts start from ``before`` each time
             outcome = store_rows(
                 chunk.checked,
                 originals=chunk.texts,

@@ -1,6 +1,6 @@
 """Hostile rows in the rejection log: stored within bounds, and always read back (HTTP 200).
 
-A row is logged as received while it is within the bounds of ``jobs/ingest.py`` (depth 32,
+A row is logged as received while it is within the bounds of ``jobs/ingest/raw.py`` (depth 32,
 strings of 8,192 characters, 64-bit integers, 65,536 characters in all); beyond them the excess
 is kept as text, and a text that was cut ends with ``... [truncated: N characters in all]``.
 Whatever a ``raw`` column holds (rows logged before these bounds), the log answers it.

@@ -14,8 +14,8 @@ from django.db import DatabaseError, IntegrityError, connection, transaction
 from backend.dictionary import HIRED_EMPLOYEES, MAX_BATCH_ROWS
 from backend.models import Batch, Department, HiredEmployee, Job, Rejection, Source
 from jobs.ingest import (
-    BatchResult,
     BatchSizeError,
+    IngestResult,
     check_batch_size,
     check_rows,
     in_transaction,
@@ -26,7 +26,7 @@ from tests.conftest import employee
 pytestmark = pytest.mark.django_db
 
 
-def codes(result: BatchResult) -> dict[int, list[str]]:
+def codes(result: IngestResult) -> dict[int, list[str]]:
     """The reason codes of every rejection, by position."""
     return {r.position: [reason.code for reason in r.reasons] for r in result.rejections}
 
@@ -50,7 +50,7 @@ def seeded() -> None:
     Job.objects.bulk_create([Job(id=1, job="Clerk"), Job(id=2, job="Engineer")])
 
 
-def ingest(rows: list[Any], **options: Any) -> BatchResult:
+def ingest(rows: list[Any], **options: Any) -> IngestResult:
     options.setdefault("table", "hired_employees")
     options.setdefault("source", Source.REST)
     return ingest_rows(rows=rows, **options)
@@ -654,10 +654,10 @@ def test_no_row_rejected_record_for_a_clean_batch(
 # --- concurrent writers --------------------------------------------------------------------
 
 
-def _run_writers(batches: dict[str, list[dict[str, Any]]]) -> dict[str, BatchResult]:
+def _run_writers(batches: dict[str, list[dict[str, Any]]]) -> dict[str, IngestResult]:
     """Run one ingest_rows per batch, each in its own thread and connection, all at once."""
     barrier = threading.Barrier(len(batches))
-    results: dict[str, BatchResult] = {}
+    results: dict[str, IngestResult] = {}
     errors: list[BaseException] = []
 
     def write(name: str, rows: list[dict[str, Any]]) -> None:

@@ -28,7 +28,7 @@ from backend.models import (
     Rejection,
 )
 from jobs.ingest import ingest_rows
-from jobs.replay import replay_rejections
+from jobs.ingest.replay import replay_rejections
 from tests.conftest import SAMPLE_DIR, GraphQLCaller, employee
 from tests.test_load_races import _Child, _child_env
 

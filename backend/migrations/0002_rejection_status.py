@@ -15,7 +15,7 @@ _MODELS = {"departments": "Department", "jobs": "Job", "hired_employees": "Hired
 
 
 def _log_each_row_once(apps, schema_editor):  # noqa: ANN001, ANN201 (Django's signature)
-    from jobs.rejection_log import row_key
+    from jobs.ingest.rejection_log import row_key
 
     Rejection = apps.get_model("backend", "Rejection")
     kept = {}

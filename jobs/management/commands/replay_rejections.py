@@ -7,8 +7,8 @@ from typing import Any
 from django.core.management.base import CommandParser
 
 from backend import dictionary
+from jobs.ingest.replay import replay_rejections
 from jobs.management.base import JobCommand
-from jobs.replay import replay_rejections
 
 
 class Command(JobCommand):

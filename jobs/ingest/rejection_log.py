@@ -8,7 +8,7 @@ reject the same rows at the same moment leave one entry each: the second waits f
 
 A batch that stores a row resolves the open entries of its id (``resolve``). A parked row
 (only missing references kept it out) gets one ``ParkedReference`` per missing id; the replay
-(``jobs/replay.py``) removes them as the ids arrive and replays the row at zero.
+(``replay``) removes them as the ids arrive and replays the row at zero.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Replay: rows the rejection log holds go through the ingest pipeline again.
 
 Arrival order never matters. A row whose only broken rule is a missing reference is parked
-(``jobs/rejection_log.py``): it waits, one ``ParkedReference`` per missing id. Whenever a batch
+(``rejection_log``): it waits, one ``ParkedReference`` per missing id. Whenever a batch
 that stored departments or jobs, or parked rows, commits (through any door), ``after_commit``
 deletes the waits that what it stored, or what exists now, satisfies, and replays every row
 that waits for nothing any more, in the same transaction, as a batch of source ``replay``.
@@ -33,11 +33,15 @@ from django.db import connection
 from django.db.models import QuerySet
 
 from backend import dictionary
+from backend.dictionary import ReasonCode
 from backend.models import Batch, Rejection, Source
-from jobs import ingest
 from jobs.csv_files import parse_text
+from jobs.ingest import pipeline
+from jobs.ingest.audit import IngestResult, RejectedRow
+from jobs.ingest.rejection_log import among
+from jobs.ingest.rules import check_rows
+from jobs.ingest.transactions import in_transaction
 from jobs.locks import transaction_lock
-from jobs.rejection_log import among
 
 logger = logging.getLogger("roster.replay")
 
@@ -48,7 +52,13 @@ SHOWN_REJECTIONS = 1000
 """How many rows that failed again a manual replay returns; the log holds them all."""
 
 REPLAYABLE = frozenset(
-    {"unknown_reference", "batch_aborted", "duplicate", "duplicate_in_batch", "integrity_error"}
+    {
+        ReasonCode.UNKNOWN_REFERENCE,
+        ReasonCode.BATCH_ABORTED,
+        ReasonCode.DUPLICATE,
+        ReasonCode.DUPLICATE_IN_BATCH,
+        ReasonCode.INTEGRITY_ERROR,
+    }
 )
 """Reason codes that depend on the database's rows, so a later replay may store the row. A
 broken rule of the row itself (a bad datetime, a blank name) stays broken: never replayed."""
@@ -166,7 +176,7 @@ def _release(where: str, params: list[object]) -> None:
             _send(table, group, atomic=False)
 
     for start in range(0, len(found), CHUNK_ROWS):
-        ingest.in_transaction(partial(chunk, found[start : start + CHUNK_ROWS]))
+        in_transaction(partial(chunk, found[start : start + CHUNK_ROWS]))
 
 
 def _locked(rows: QuerySet[Rejection]) -> QuerySet[Rejection]:
@@ -182,7 +192,7 @@ def _by_table(entries: Iterable[_Entry | Rejection]) -> dict[str, list[_Entry | 
     return groups
 
 
-def _send(table: str, entries: Sequence[_Entry | Rejection], *, atomic: bool) -> ingest.BatchResult:
+def _send(table: str, entries: Sequence[_Entry | Rejection], *, atomic: bool) -> IngestResult:
     """One replay batch: the entries' rows as they were received, through the pipeline."""
     spec = dictionary.table(table)
     rows, faults = [], []
@@ -194,8 +204,8 @@ def _send(table: str, entries: Sequence[_Entry | Rejection], *, atomic: bool) ->
         else:
             rows.append(entry.raw)
             faults.append(())
-    return ingest.store_rows(
-        ingest.check_rows(table=spec, rows=rows, faults=faults),
+    return pipeline.store_rows(
+        check_rows(table=spec, rows=rows, faults=faults),
         source=Source.REPLAY,
         atomic=atomic,
         positions=[entry.position for entry in entries],
@@ -215,7 +225,7 @@ class ReplaySummary:
     batch_ids: list[uuid.UUID] = field(default_factory=list)
     received: int = 0
     inserted: int = 0
-    rejections: list[ingest.RowRejection] = field(default_factory=list)
+    rejections: list[RejectedRow] = field(default_factory=list)
     """The first ``SHOWN_REJECTIONS`` rows that failed again."""
     rejected: int = 0
 
@@ -224,7 +234,7 @@ class ReplaySummary:
         """The first replay batch: a replay records at least one, even with nothing to send."""
         return self.batch_ids[0]
 
-    def add(self, outcome: ingest.BatchResult) -> None:
+    def add(self, outcome: IngestResult) -> None:
         self.batch_ids.append(outcome.batch_id)
         self.received += outcome.received
         self.inserted += outcome.inserted
@@ -286,12 +296,12 @@ def _replay_table(table: str, origin: Batch | None) -> ReplaySummary:
                 summary.add(_send(table, singles, atomic=False))
             return entries[-1].id
 
-        reached = ingest.in_transaction(partial(chunk, last))
+        reached = in_transaction(partial(chunk, last))
         if reached is None:
             break
         last = reached
     for batch in sorted(atomic_batches):
-        summary_of_batch = ingest.in_transaction(lambda batch=batch: _replay_atomic(scope, batch))
+        summary_of_batch = in_transaction(lambda batch=batch: _replay_atomic(scope, batch))
         if summary_of_batch is not None:
             summary.add(summary_of_batch)
     if not summary.batch_ids:  # nothing to send: the call still leaves its trace
@@ -299,7 +309,7 @@ def _replay_table(table: str, origin: Batch | None) -> ReplaySummary:
     return summary
 
 
-def _replay_atomic(scope: QuerySet[Rejection], batch: uuid.UUID) -> ingest.BatchResult | None:
+def _replay_atomic(scope: QuerySet[Rejection], batch: uuid.UUID) -> IngestResult | None:
     """An atomic batch's open rows, together and all or nothing, if a replay could store them."""
     transaction_lock(REPLAY_LOCK)
     entries = list(_locked(scope.filter(batch_id=batch).order_by("id")))

@@ -17,7 +17,7 @@ from backend.models import LoadRun, Source
 from jobs.ingest import audit, replay, writers
 from jobs.ingest.audit import Arrival, IngestResult
 from jobs.ingest.references import reject_missing_references
-from jobs.ingest.rules import CheckedRows, Row, check_rows, reject_repeats
+from jobs.ingest.rules import CheckedRows, Verdicts, check_rows, reject_repeats
 from jobs.ingest.transactions import in_transaction
 
 
@@ -89,23 +89,21 @@ def store_rows(
 
 def _ingest(checked: CheckedRows, arrival: Arrival) -> IngestResult:
     """The five steps, inside the batch's transaction. Step 1, the dictionary's rules, ran in
-    ``check_rows``; ``valid`` and ``reasons`` are this batch's working copy of its verdicts,
-    and each later step moves rows from the first to the second."""
+    ``check_rows``; each later step rejects rows through the batch's ``Verdicts``."""
     with transaction.atomic(savepoint=False):
         spec = checked.table
-        valid = dict(checked.valid)
-        reasons = {index: list(found) for index, found in checked.reasons.items()}
+        verdicts = Verdicts.of(checked)
         # 2. Foreign keys: a row whose department or job does not exist waits for it.
-        waits = reject_missing_references(spec, valid, reasons, checked.referenced)
+        waits = reject_missing_references(spec, verdicts, checked.referenced)
         # 3. Ids repeated within the batch: the first row claims the id.
         if checked.repeats:
-            reject_repeats(valid, reasons, arrival.positions)
+            reject_repeats(verdicts, arrival.positions)
         # 4. The bulk write, skipping (and rejecting) ids that exist already.
-        stored = _write(checked, valid, reasons, atomic=arrival.atomic)
+        stored = _write(checked, verdicts, atomic=arrival.atomic)
         # 5. The audit: the batch, the rejection log, and replay once this commits.
         clean_ids = {index: row["id"] for index, row in checked.valid.items()}
         recorded = audit.record_batch(
-            spec, arrival, raws=checked.raws, clean_ids=clean_ids, reasons=reasons,
+            spec, arrival, raws=checked.raws, clean_ids=clean_ids, reasons=verdicts.reasons,
             waits=waits, stored=stored,
         )  # fmt: skip
         arrived = stored if spec.name in dictionary.REFERENCED else []
@@ -119,13 +117,12 @@ class _AbortAtomicBatch(Exception):
     """Raised inside the insert savepoint to undo an atomic batch that hit a duplicate."""
 
 
-def _write(
-    checked: CheckedRows, valid: dict[int, Row], reasons: dict[int, list[Reason]], *, atomic: bool
-) -> list[int]:
+def _write(checked: CheckedRows, verdicts: Verdicts, *, atomic: bool) -> list[int]:
     """Write the valid rows and return the ids stored. A row whose id exists already, or that
-    the database refused, moves to ``reasons``. An atomic batch stores all its rows or none:
-    if any was rejected, each valid one is rejected as ``batch_aborted``."""
+    the database refused, is rejected. An atomic batch stores all its rows or none: if any was
+    rejected, each valid one is rejected as ``batch_aborted``."""
     spec = checked.table
+    valid, reasons = verdicts.valid, verdicts.reasons
     stored: list[int] = []
     if valid and not (atomic and reasons):
         try:
@@ -139,8 +136,7 @@ def _write(
                         message = f"id {row['id']} already exists in {spec.name}"
                         refused.setdefault(index, Reason("id", ReasonCode.DUPLICATE, message))
                 for index, reason in refused.items():
-                    reasons.setdefault(index, []).append(reason)
-                    del valid[index]
+                    verdicts.reject(index, reason)
                 if atomic and refused:
                     raise _AbortAtomicBatch
                 stored = [row["id"] for row in valid.values()]
@@ -150,6 +146,6 @@ def _write(
         aborted = Reason(
             None, ReasonCode.BATCH_ABORTED, "not inserted: the atomic batch has invalid rows"
         )
-        for index in valid:
-            reasons[index] = [aborted]
+        for index in list(valid):
+            verdicts.reject(index, aborted)
     return stored

@@ -7,20 +7,17 @@ from django.db import connection
 
 from backend.dictionary import Reason, ReasonCode, Table
 from backend.models import MODELS
-from jobs.ingest.rules import Row
+from jobs.ingest.rules import Verdicts
 
 Wait = tuple[str, int]
 """A missing reference: (table, id). A parked row waits for each of its own."""
 
 
 def reject_missing_references(
-    spec: Table,
-    valid: dict[int, Row],
-    reasons: dict[int, list[Reason]],
-    referenced: dict[str, dict[int, list[int]]],
+    spec: Table, verdicts: Verdicts, referenced: dict[str, dict[int, list[int]]]
 ) -> dict[int, list[Wait]]:
-    """Move the rows whose foreign keys point nowhere from ``valid`` to ``reasons``, and return
-    each such row's missing references.
+    """Reject the valid rows whose foreign keys point nowhere, and return each such row's
+    missing references.
 
     Every key of a row is checked before the row is dropped, so all its bad keys are reported.
     ``referenced`` (from ``check_rows``) lists the rows that name each value, so only the rows
@@ -45,10 +42,9 @@ def reject_missing_references(
                 column.name, ReasonCode.UNKNOWN_REFERENCE, f"{singular} {value} does not exist"
             )
             for index in groups[value]:
-                if index in valid:
+                if index in verdicts.valid:
                     missing.setdefault(index, []).append(reason)
                     waits.setdefault(index, []).append((column.references, value))
     for index, found in sorted(missing.items()):
-        del valid[index]
-        reasons.setdefault(index, []).extend(found)
+        verdicts.reject(index, *found)
     return waits

@@ -95,20 +95,34 @@ def check_rows(
     return CheckedRows(spec, raws, valid, reasons, order, referenced, repeats, lines)
 
 
-def reject_repeats(
-    valid: dict[int, Row], reasons: dict[int, list[Reason]], numbers: Sequence[int]
-) -> None:
-    """The first valid row with an id claims it; later rows with the same id move from
-    ``valid`` to ``reasons``. Runs after the references, so a row they dropped claims nothing."""
+@dataclass
+class Verdicts:
+    """A batch's working verdicts, copied from its ``CheckedRows``: each row is valid or has
+    reasons. Steps 2 to 4 of the pipeline move rows from the first to the second, through
+    ``reject``, and nothing else changes them."""
+
+    valid: dict[int, Row]
+    reasons: dict[int, list[Reason]]
+
+    @classmethod
+    def of(cls, checked: CheckedRows) -> Verdicts:
+        return cls(dict(checked.valid), {i: list(found) for i, found in checked.reasons.items()})
+
+    def reject(self, index: int, *found: Reason) -> None:
+        """Keep a row out (a valid one, or one already rejected: ``found`` adds reasons)."""
+        self.valid.pop(index, None)
+        self.reasons.setdefault(index, []).extend(found)
+
+
+def reject_repeats(verdicts: Verdicts, positions: Sequence[int]) -> None:
+    """The first valid row with an id claims it; later rows with the same id are rejected.
+    Runs after the references, so a row they rejected claims nothing."""
     first_seen: dict[int, int] = {}
-    for index in list(valid):
-        row_id = valid[index]["id"]
+    for index, row in list(verdicts.valid.items()):
+        row_id = row["id"]
         if row_id in first_seen:
-            del valid[index]
-            message = f"id {row_id} repeats row {numbers[first_seen[row_id]]} of this batch"
-            reasons.setdefault(index, []).append(
-                Reason("id", ReasonCode.DUPLICATE_IN_BATCH, message)
-            )
+            message = f"id {row_id} repeats row {positions[first_seen[row_id]]} of this batch"
+            verdicts.reject(index, Reason("id", ReasonCode.DUPLICATE_IN_BATCH, message))
         else:
             first_seen[row_id] = index
 

@@ -57,7 +57,9 @@ def options(doc: str, **sizes: int) -> argparse.Namespace:
     """The script's size options (``rows=1000`` gives ``--rows``); the defaults are full size."""
     parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     for name, default in sizes.items():
-        parser.add_argument(f"--{name}", type=int, default=default, help=f"default {default:,}")
+        parser.add_argument(
+            f"--{name.replace('_', '-')}", type=int, default=default, help=f"default {default:,}"
+        )
     return parser.parse_args()
 
 
@@ -353,16 +355,20 @@ def compare(
     limit: float | None = None,
     *,
     at_least: float | None = None,
+    at_most: float | None = None,
     note: str = "",
 ) -> float:
     """Print ``label: figure | baseline | ratio``, with the verdict against the target if there
-    is one (``limit``: the highest ratio; ``at_least``: the lowest figure); return the ratio."""
+    is one (``limit``: the highest ratio; ``at_least``, ``at_most``: bounds of the figure);
+    return the ratio."""
     ratio = figure / baseline
     target = ""
     if limit is not None:
         target = f"  (target <= {limit}x)  {verdict(ratio <= limit)}"
     if at_least is not None:
         target = f"  (target >= {show(at_least, unit)})  {verdict(figure >= at_least)}"
+    if at_most is not None:
+        target = f"  (target <= {show(at_most, unit)})  {verdict(figure <= at_most)}"
     figures = f"{show(figure, unit)} | baseline {show(baseline, unit)} | {ratio:.2f}x"
     print(f"{label}: {figures}{target}{note}", flush=True)
     return ratio

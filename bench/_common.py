@@ -72,8 +72,13 @@ def database(suffix: str) -> str:
 
 
 def _config(db: str) -> dict[str, Any]:
+    """dj-database-url's settings of ``db``, with its ``URL``; an SQLite path made absolute."""
     url = db if "://" in db else f"postgres://postgres@127.0.0.1:5432/{db}"
-    return {**dj_database_url.parse(url), "URL": url}
+    config = dj_database_url.parse(url)
+    if config["ENGINE"] == "django.db.backends.sqlite3":  # relative to the caller, not the app
+        config["NAME"] = str(Path(config["NAME"]).resolve())
+        url = f"sqlite:///{config['NAME']}"
+    return {**config, "URL": url}
 
 
 def is_sqlite(db: str) -> bool:

@@ -14,9 +14,9 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
-import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -138,27 +138,13 @@ def bare_insert(conn: Any) -> float:
 # --- concurrency -----------------------------------------------------------------------------
 
 
-def together(works: list[Callable[[], None]]) -> float:
-    """Run ``works`` in threads released at once: the wall seconds until the last one ends."""
-    barrier, errors = threading.Barrier(len(works) + 1), []
-
-    def run(work: Callable[[], None]) -> None:
-        barrier.wait()
-        try:
-            work()
-        except BaseException as error:
-            errors.append(error)
-
-    threads = [threading.Thread(target=run, args=(work,)) for work in works]
-    for thread in threads:
-        thread.start()
-    barrier.wait()
-    started = time.perf_counter()
-    for thread in threads:
-        thread.join()
-    if errors:
-        raise errors[0]
-    return time.perf_counter() - started
+def at_once(works: list[Callable[[], Any]]) -> float:
+    """Run ``works`` in as many threads at once: the wall seconds until the last one ends."""
+    with ThreadPoolExecutor(len(works)) as pool:
+        started = time.perf_counter()
+        for future in [pool.submit(work) for work in works]:
+            future.result()
+        return time.perf_counter() - started
 
 
 def clients(url: str, token: str, count: int, each: int) -> tuple[float, list[float]]:
@@ -171,7 +157,7 @@ def clients(url: str, token: str, count: int, each: int) -> tuple[float, list[fl
             latencies.extend([send(http, url, data) for data in bodies])
 
     bodies = [[body() for _ in range(each)] for _ in range(count)]
-    return together([lambda b=b: client(b) for b in bodies]), latencies
+    return at_once([lambda b=b: client(b) for b in bodies]), latencies
 
 
 def ceiling(db: str, count: int, each: int) -> float:
@@ -182,7 +168,7 @@ def ceiling(db: str, count: int, each: int) -> float:
             stack.enter_context(contextlib.closing(psycopg2.connect(bench.pg_dsn(db))))
             for _ in range(count)
         ]
-        wall = together([lambda c=c: [bare_insert(c) for _ in range(each)] for c in conns])
+        wall = at_once([lambda c=c: [bare_insert(c) for _ in range(each)] for c in conns])
     return count * each * ROWS / wall
 
 

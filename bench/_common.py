@@ -1,17 +1,19 @@
-"""Shared setup for the benchmarks: a throw-away PostgreSQL database, gunicorn, tokens, figures.
+"""What every benchmark shares: its database, the app's processes, timing, and the figure lines.
 
-A database is named by its local PostgreSQL name (``roster_bench``) or, where a benchmark also
-runs on SQLite (``bench/soak.py``), by a ``DATABASE_URL``: ``sqlite:////tmp/soak.sqlite3``.
-
-Nothing here asserts: the benchmarks print figures. Setup failures (a migration that fails, a
-server that never answers) still stop the run, since there would be nothing to measure.
+A database is a local PostgreSQL name (``database("load")`` is ``roster_bench_load``; set
+``ROSTER_BENCH_DB`` to change the prefix) or, for ``bench/soak.py``, a ``DATABASE_URL``, which
+may be an SQLite file. One benchmark runs at a time: each waits on a lock file for the one
+before it to end, since a figure measured beside another benchmark means little.
 """
 
 from __future__ import annotations
 
+import argparse
 import contextlib
+import fcntl
 import os
 import platform
+import random
 import secrets
 import signal
 import socket
@@ -22,7 +24,8 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -31,14 +34,12 @@ import psycopg2
 import requests
 
 ROOT = Path(__file__).resolve().parent.parent
-VENV_BIN = ROOT / ".venv" / "bin"
-PYTHON = str(VENV_BIN / "python")
-GUNICORN = str(VENV_BIN / "gunicorn")
-PG_ADMIN_DSN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
+PYTHON, GUNICORN = (str(ROOT / ".venv" / "bin" / name) for name in ("python", "gunicorn"))
+COLUMNS = "id,name,datetime,department_id,job_id"
+LOCK = Path(tempfile.gettempdir()) / "roster-bench.lock"
 # One key for every process of a run; production settings refuse keys shorter than 50 characters.
 _SECRET_KEY = secrets.token_urlsafe(50)
-
-# Departments and jobs of data/sample, loaded through the app's own models.
+# Departments and jobs of data/sample, through the app's models (no batch row: soak audits them).
 _LOAD_REFERENCE = """
 import csv
 from backend.models import Department, Job
@@ -52,226 +53,285 @@ print(Department.objects.count(), Job.objects.count())
 """
 
 
-def database_url(name: str) -> str:
-    """The dj-database-url URL of the local database ``name``; a URL is returned as it is."""
-    return name if "://" in name else f"postgres://postgres@127.0.0.1:5432/{name}"
+def options(doc: str, **sizes: int) -> argparse.Namespace:
+    """The script's size options (``rows=1000`` gives ``--rows``); the defaults are full size."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    for name, default in sizes.items():
+        parser.add_argument(
+            f"--{name.replace('_', '-')}", type=int, default=default, help=f"default {default:,}"
+        )
+    return parser.parse_args()
+
+
+# --- databases -------------------------------------------------------------------------------
+
+
+def database(suffix: str) -> str:
+    """The local PostgreSQL database of one benchmark."""
+    return f"{os.environ.get('ROSTER_BENCH_DB', 'roster_bench')}_{suffix}"
+
+
+def _config(db: str) -> dict[str, Any]:
+    """dj-database-url's settings of ``db``, with its ``URL``; an SQLite path made absolute."""
+    url = db if "://" in db else f"postgres://postgres@127.0.0.1:5432/{db}"
+    config = dj_database_url.parse(url)
+    if config["ENGINE"] == "django.db.backends.sqlite3":  # relative to the caller, not the app
+        config["NAME"] = str(Path(config["NAME"]).resolve())
+        url = f"sqlite:///{config['NAME']}"
+    return {**config, "URL": url}
 
 
 def is_sqlite(db: str) -> bool:
-    """Whether ``db`` (a local PostgreSQL name or a URL) is an SQLite file."""
-    return dj_database_url.parse(database_url(db))["ENGINE"] == "django.db.backends.sqlite3"
+    return _config(db)["ENGINE"] == "django.db.backends.sqlite3"
 
 
-def sqlite_path(db: str) -> Path:
-    """The file of the SQLite database ``db`` (a ``sqlite:///`` URL)."""
-    return Path(dj_database_url.parse(database_url(db))["NAME"])
+def _server(db: str, dbname: str | None = None) -> dict[str, Any]:
+    """psycopg2's arguments for ``dbname`` (default: ``db`` itself) on ``db``'s server."""
+    config = _config(db)
+    given = {key.lower(): config[key] for key in ("HOST", "PORT", "USER", "PASSWORD")}
+    given = {key: value for key, value in given.items() if value}
+    return {**given, "dbname": dbname or config["NAME"]}
 
 
-def _server(db: str, dbname: str) -> dict[str, Any]:
-    """psycopg2's arguments for the database ``dbname`` on the PostgreSQL server of ``db``."""
-    config = dj_database_url.parse(database_url(db))
-    given = {
-        "host": config["HOST"],
-        "port": config["PORT"],
-        "user": config["USER"],
-        "password": config["PASSWORD"],
-    }
-    return {**{key: value for key, value in given.items() if value}, "dbname": dbname}
+def pg_dsn(db: str) -> str:
+    return " ".join(f"{key}={value}" for key, value in _server(db).items())
 
 
 def connect(db: str) -> Any:
-    """A DB-API connection to ``db``: psycopg2 for PostgreSQL, sqlite3 for an SQLite file."""
-    if is_sqlite(db):
-        return sqlite3.connect(sqlite_path(db))
-    return psycopg2.connect(**_server(db, dj_database_url.parse(database_url(db))["NAME"]))
+    """A DB-API connection to ``db``: sqlite3 for an SQLite file, else psycopg2."""
+    return sqlite3.connect(_config(db)["NAME"]) if is_sqlite(db) else psycopg2.connect(pg_dsn(db))
 
 
-def pg_dsn(name: str) -> str:
-    """The psycopg2 DSN of the local database ``name``."""
-    return f"host=127.0.0.1 port=5432 user=postgres dbname={name}"
-
-
-def _admin(*statements: str) -> None:
-    """Run statements on the local server's ``postgres`` database (CREATE DATABASE)."""
-    _on_server("postgres", *statements)
-
-
-def drop_database(name: str) -> None:
-    """Drop the bench database ``name`` if it exists: a million rows are not worth keeping."""
-    _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-def recreate_database(name: str) -> None:
-    """Drop (if present) and create the database ``name``, from the ``postgres`` database."""
-    _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', f'CREATE DATABASE "{name}"')
-
-
-def _sqlite_files(db: str) -> list[Path]:
-    path = sqlite_path(db)
-    return [path, *(path.with_name(path.name + suffix) for suffix in ("-wal", "-shm", "-journal"))]
-
-
-def _on_server(db: str, *statements: str) -> None:
-    """Run statements on the ``postgres`` database of ``db``'s server, outside a transaction."""
-    conn = psycopg2.connect(**_server(db, "postgres"))
+def sql(
+    db: str, statement: str, params: Mapping[str, Any] | None = None, *, server: bool = False
+) -> list[tuple]:
+    """Run one statement (autocommit) on the PostgreSQL database ``db``, or with ``server`` on
+    the ``postgres`` database of its server: its rows, if any."""
+    conn = psycopg2.connect(**_server(db, "postgres" if server else None))
     conn.autocommit = True
     try:
         with conn.cursor() as cur:
-            for statement in statements:
-                cur.execute(statement)
+            cur.execute(statement, params)
+            return cur.fetchall() if cur.description else []
     finally:
         conn.close()
 
 
 def remove_database(db: str) -> None:
-    """Drop ``db`` (a local PostgreSQL name or a URL): on its server, or its SQLite files."""
+    """Drop ``db`` on its server, or delete its SQLite files."""
     if is_sqlite(db):
-        for path in _sqlite_files(db):
-            path.unlink(missing_ok=True)
-        return
-    name = dj_database_url.parse(database_url(db))["NAME"]
-    _on_server(db, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        path = Path(_config(db)["NAME"])
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            path.with_name(path.name + suffix).unlink(missing_ok=True)
+    else:
+        sql(db, f'DROP DATABASE IF EXISTS "{_config(db)["NAME"]}" WITH (FORCE)', server=True)
 
 
 def reset_database(db: str) -> None:
-    """An empty ``db``: dropped and created on its PostgreSQL server, or its SQLite files
-    deleted (the first migration creates the file)."""
+    """An empty ``db``; on SQLite the first migration creates the file."""
     remove_database(db)
     if is_sqlite(db):
-        sqlite_path(db).parent.mkdir(parents=True, exist_ok=True)
+        Path(_config(db)["NAME"]).parent.mkdir(parents=True, exist_ok=True)
     else:
-        _on_server(db, f'CREATE DATABASE "{dj_database_url.parse(database_url(db))["NAME"]}"')
+        sql(db, f'CREATE DATABASE "{_config(db)["NAME"]}"', server=True)
 
 
-def app_env(db_name: str) -> dict[str, str]:
+def app_env(db: str, **extra: str) -> dict[str, str]:
     """The environment the app runs with: production settings, quiet logs, the bench database.
 
-    ``db_name`` may be a URL; an SQLite database keeps Roster's var folder beside its file.
+    An SQLite database keeps Roster's var folder beside its file.
     """
-    env = dict(os.environ)
-    env.update(
-        DEBUG="0",
-        SECRET_KEY=_SECRET_KEY,
-        LOG_LEVEL="WARNING",
-        DATABASE_URL=database_url(db_name),
-        DJANGO_SETTINGS_MODULE="backend.settings",
-    )
-    if is_sqlite(db_name):
-        env["ROSTER_VAR_DIR"] = str(sqlite_path(db_name).parent)
-    return env
+    env = {**os.environ, "DEBUG": "0", "SECRET_KEY": _SECRET_KEY, "LOG_LEVEL": "WARNING"}
+    env.update(DATABASE_URL=_config(db)["URL"], DJANGO_SETTINGS_MODULE="backend.settings")
+    if is_sqlite(db):
+        env["ROSTER_VAR_DIR"] = str(Path(_config(db)["NAME"]).parent)
+    return {**env, **extra}
 
 
-def manage(env: dict[str, str], *args: str) -> str:
-    """Run ``manage.py *args`` and return its stdout; raise with its output if it fails."""
+def manage(env: Mapping[str, str], *args: str, cwd: Path = ROOT) -> str:
+    """Run ``manage.py *args`` (of the checkout ``cwd``): its stdout; its output if it fails."""
     done = subprocess.run(
-        [PYTHON, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True
+        [PYTHON, "manage.py", *args], cwd=cwd, env=env, capture_output=True, text=True
     )
     if done.returncode != 0:
         raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
     return done.stdout
 
 
-def prepare_database(db_name: str) -> tuple[int, int]:
-    """Fresh database, migrated, with the sample departments and jobs: their counts.
-
-    ``db_name`` may be a URL, of a PostgreSQL database or an SQLite file.
-    """
-    reset_database(db_name)
-    env = app_env(db_name)
+def prepare_database(db: str) -> None:
+    """A fresh database, migrated, with the sample's 12 departments and 183 jobs."""
+    reset_database(db)
+    env = app_env(db)
     manage(env, "migrate", "--noinput", "-v", "0")
-    departments, jobs = (int(n) for n in manage(env, "shell", "-c", _LOAD_REFERENCE).split()[-2:])
-    if (departments, jobs) != (12, 183):
-        raise RuntimeError(f"expected 12 departments and 183 jobs, got {departments}, {jobs}")
-    return departments, jobs
+    counts = manage(env, "shell", "-c", _LOAD_REFERENCE).split()[-2:]
+    if counts != ["12", "183"]:
+        raise RuntimeError(f"expected 12 departments and 183 jobs, got {counts}")
 
 
-def create_token(db_name: str, name: str, scope: str) -> str:
-    """A fresh API token (the last stdout line of ``create_token``)."""
-    out = manage(app_env(db_name), "create_token", name, "--scope", scope, "--replace")
+def create_token(db: str, name: str, scope: str) -> str:
+    out = manage(app_env(db), "create_token", name, "--scope", scope, "--replace")
     return out.strip().splitlines()[-1].strip()
 
 
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+@contextlib.contextmanager
+def worktree(commit: str) -> Iterator[Path]:
+    """The Roster of ``commit``, checked out in a temporary git worktree (same venv)."""
+    with tempfile.TemporaryDirectory(prefix="bench-baseline-") as tmp:
+        tree = Path(tmp) / "roster"
+        git = ["git", "-C", str(ROOT), "worktree"]
+        subprocess.run(
+            [*git, "add", "--detach", str(tree), commit], check=True, capture_output=True
+        )
+        try:
+            yield tree
+        finally:
+            subprocess.run([*git, "remove", "--force", str(tree)], capture_output=True)
+
+
+# --- data ------------------------------------------------------------------------------------
+
+_EPOCH = datetime(2019, 1, 1, tzinfo=UTC)
+_FIRST = ["Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Frances", "Ken", "Radia", "Tim"]
+_LAST = ["Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov", "Knuth", "Allen", "Perlman"]
+
+
+def hired_employees_csv(path: Path, rows: int, bad_every: int = 100) -> tuple[Path, int]:
+    """A headerless hired_employees file of ``rows`` rows, every ``bad_every``-th one bad (in
+    turn a bad datetime, a missing job, an unknown department), and a copy of its valid rows
+    (``valid_<name>``): that copy's path and the number of bad rows."""
+    rng, valid = random.Random(rows), path.with_name(f"valid_{path.name}")
+    with path.open("w", encoding="utf-8") as out, valid.open("w", encoding="utf-8") as ok:
+        for i in range(1, rows + 1):
+            if i % bad_every == 0:
+                out.write(
+                    (
+                        f"{i},Bad Date {i},2021-13-45T99:00:00Z,{1 + i % 12},{1 + i % 183}\n",
+                        f"{i},No Job {i},2021-03-04T10:00:00Z,{1 + i % 12},\n",
+                        f"{i},Nowhere {i},2021-03-04T10:00:00Z,99,{1 + i % 183}\n",
+                    )[(i // bad_every) % 3]
+                )
+                continue
+            moment = _EPOCH + timedelta(seconds=rng.randrange(3 * 365 * 86400))
+            line = (
+                f"{i},{rng.choice(_FIRST)} {rng.choice(_LAST)},"
+                f"{moment.strftime('%Y-%m-%dT%H:%M:%SZ')},"
+                f"{rng.randint(1, 12)},{rng.randint(1, 183)}\n"
+            )
+            out.write(line)
+            ok.write(line)
+    return valid, rows // bad_every
+
+
+# --- processes -------------------------------------------------------------------------------
+
+
+@dataclass
+class Timed:
+    """One timed command: its wall seconds, the peak RSS of its largest process, its stdout."""
+
+    seconds: float
+    rss_mb: float
+    stdout: str
+
+
+def timed(cmd: Sequence[str], env: Mapping[str, str]) -> Timed:
+    """Run ``cmd`` under ``/usr/bin/time -f "%e %M"`` (whose own footprint is small, unlike this
+    process's, which may hold an S3 server's data); its output if it fails."""
+    with tempfile.NamedTemporaryFile("r", suffix=".time") as report:
+        started = time.perf_counter()
+        done = subprocess.run(
+            ["/usr/bin/time", "-o", report.name, "-f", "%e %M", *cmd],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        elapsed = time.perf_counter() - started
+        if done.returncode != 0:
+            raise RuntimeError(f"{' '.join(cmd)} failed:\n{done.stdout}\n{done.stderr[-4000:]}")
+        max_kb = report.read().split()[-1]
+    return Timed(elapsed, int(max_kb) / 1024, done.stdout)
 
 
 @contextlib.contextmanager
-def gunicorn(
-    db_name: str,
-    workers: int = 2,
-    *,
-    env: Mapping[str, str] | None = None,
-    log_path: Path | None = None,
-) -> Iterator[str]:
-    """Serve the app with gunicorn; yield its /graphql URL; always stop it on the way out.
-
-    ``env`` is laid over ``app_env``'s. The server's output goes to ``log_path`` when it is
-    given (kept for the caller to read), else to a temporary file.
-    """
-    port = free_port()
-    cmd = [GUNICORN, "backend.wsgi", "-w", str(workers), "-b", f"127.0.0.1:{port}"]
+def gunicorn(db: str, workers: int = 2, log: Path | None = None, **env: str) -> Iterator[str]:
+    """Serve the app with gunicorn (``env`` over ``app_env``); yield its /graphql URL once it
+    answers; always stop it. Its output goes to ``log``, kept for the caller, if given."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
     url = f"http://127.0.0.1:{port}/graphql"
+    cmd = [GUNICORN, "backend.wsgi", "-w", str(workers), "-b", f"127.0.0.1:{port}"]
     with tempfile.TemporaryDirectory(prefix="bench-gunicorn-") as tmp:
-        log_path = log_path or Path(tmp) / "gunicorn.log"
-        with log_path.open("wb") as log:
+        log = log or Path(tmp) / "gunicorn.log"
+        with log.open("wb") as out:
             proc = subprocess.Popen(
                 cmd,
                 cwd=ROOT,
-                env={**app_env(db_name), **(env or {})},
-                stdout=log,
-                stderr=log,
+                env=app_env(db, **env),
+                stdout=out,
+                stderr=out,
                 start_new_session=True,
             )
             try:
-                _wait_until_up(proc, url, log_path)
+                deadline = time.monotonic() + 60
+                while not _answers(url):
+                    if proc.poll() is not None or time.monotonic() > deadline:
+                        raise RuntimeError(f"gunicorn did not start:\n{log.read_text()}")
+                    time.sleep(0.2)
                 yield url
             finally:
-                _stop(proc)
+                proc.terminate()  # the master stops its workers; if it is stuck, kill them all
+                try:
+                    proc.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait(timeout=5)
 
 
-def _wait_until_up(proc: subprocess.Popen[bytes], url: str, log: Path, timeout: float = 60) -> None:
-    """Poll ``url`` until the server answers anything (401 without a token is fine)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"gunicorn exited with {proc.returncode}:\n{log.read_text()}")
-        try:
-            requests.post(url, json={"query": "{ __typename }"}, timeout=10)
-            return
-        except (requests.ConnectionError, requests.Timeout):
-            time.sleep(0.2)
-    raise RuntimeError(f"gunicorn did not answer within {timeout}s:\n{log.read_text()}")
+def _answers(url: str) -> bool:
+    """Whether the server answers at all (a 401 without a token is an answer)."""
+    try:
+        requests.post(url, json={"query": "{ __typename }"}, timeout=10)
+    except (requests.ConnectionError, requests.Timeout):
+        return False
+    return True
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM the gunicorn master (it stops its workers); SIGKILL its process group if stuck."""
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=5)
+def session(token: str) -> requests.Session:
+    """A keep-alive session that sends JSON with ``token``."""
+    http = requests.Session()
+    http.headers.update(Authorization=f"Bearer {token}", **{"Content-Type": "application/json"})
+    return http
+
+
+def post(
+    http: requests.Session, url: str, body: bytes, field: str | None = None
+) -> tuple[float, Any]:
+    """POST ``body``: the seconds until the whole answer arrived, and the answer; with ``field``,
+    only ``data[field]``, and an answer that is not a 200 with that field and no error raises."""
+    started = time.perf_counter()
+    response = http.post(url, data=body)
+    elapsed = time.perf_counter() - started  # the whole body is in: decoding is the client's
+    answer = response.json()
+    if field is None:
+        return elapsed, answer
+    data = (answer.get("data") or {}).get(field)
+    if response.status_code != 200 or answer.get("errors") or data is None:
+        raise RuntimeError(f"unexpected answer ({response.status_code}): {str(answer)[:500]}")
+    return elapsed, data
 
 
 # --- figures ---------------------------------------------------------------------------------
 
-
-def median(samples: Sequence[float]) -> float:
-    return statistics.median(samples)
+median = statistics.median
 
 
 def p90(samples: Sequence[float]) -> float:
-    """The 90th percentile (inclusive method, interpolated)."""
     return statistics.quantiles(samples, n=10, method="inclusive")[-1]
 
 
 def p99(samples: Sequence[float]) -> float:
-    """The 99th percentile (inclusive method, interpolated); the sample itself if alone."""
     if len(samples) < 2:
         return samples[0]
     return statistics.quantiles(samples, n=100, method="inclusive")[-1]
@@ -285,48 +345,82 @@ def verdict(ok: bool) -> str:
     return "PASS" if ok else "MISS"
 
 
-def machine(db: str | None = None) -> dict[str, str]:
-    """What the figures were measured on: with ``db``, the version of its database server (or
-    of SQLite), else that of the local PostgreSQL."""
-    cpu = "unknown"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    if db is not None and is_sqlite(db):
-        database = ("sqlite", sqlite3.sqlite_version)
+def show(value: float, unit: str) -> str:
+    """``value`` in ``unit``: "ms" and "s" take seconds."""
+    if unit == "ms":
+        return ms(value)
+    return f"{value:,.2f} s" if unit == "s" else f"{value:,.0f} {unit}"
+
+
+def compare(
+    label: str,
+    figure: float,
+    baseline: float,
+    unit: str,
+    limit: float | None = None,
+    *,
+    at_least: float | None = None,
+    at_most: float | None = None,
+    note: str = "",
+) -> float:
+    """Print ``label: figure | baseline | ratio``, with the verdict against the target if there
+    is one (``limit``: the highest ratio; ``at_least``, ``at_most``: bounds of the figure);
+    return the ratio."""
+    ratio = figure / baseline
+    target = ""
+    if limit is not None:
+        target = f"  (target <= {limit}x)  {verdict(ratio <= limit)}"
+    if at_least is not None:
+        target = f"  (target >= {show(at_least, unit)})  {verdict(figure >= at_least)}"
+    if at_most is not None:
+        target = f"  (target <= {show(at_most, unit)})  {verdict(figure <= at_most)}"
+    figures = f"{show(figure, unit)} | baseline {show(baseline, unit)} | {ratio:.2f}x"
+    print(f"{label}: {figures}{target}{note}", flush=True)
+    return ratio
+
+
+def _machine(db: str) -> str:
+    """What the figures are measured on: CPU, memory, Python and the database server."""
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        "?",
+    )
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    if is_sqlite(db):
+        server = f"SQLite {sqlite3.sqlite_version}"
     else:
-        server = {"dsn": PG_ADMIN_DSN} if db is None else _server(db, "postgres")
-        conn = psycopg2.connect(**server)
+        server = f"PostgreSQL {sql(db, 'SHOW server_version', server=True)[0][0]}"
+    return (
+        f"{datetime.now(UTC):%Y-%m-%d %H:%M UTC}, nproc {os.cpu_count()}, {memory:.0f} GiB, "
+        f"{cpu}, Python {platform.python_version()}, {server}"
+    )
+
+
+def _load() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+@contextlib.contextmanager
+def run(title: str, db: str) -> Iterator[None]:
+    """Wait for any other benchmark to end (a lock file), print the title and the machine, and
+    at the end the load average; drop ``db`` after a run that went through, keep it otherwise."""
+    with LOCK.open("a") as lock:
         try:
-            with conn.cursor() as cur:
-                cur.execute("SHOW server_version")
-                database = ("postgresql", cur.fetchone()[0])
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"waiting for the benchmark that holds {LOCK} to end", flush=True)
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        print(f"== {title}\n   {_machine(db)}, load (1/5/15 min) {_load()}", flush=True)
+        try:
+            yield
+        except BaseException:
+            print(f"database kept: {db}", file=sys.stderr)
+            raise
+        else:
+            remove_database(db)
         finally:
-            conn.close()
-    free = subprocess.run(["free", "-h"], capture_output=True, text=True).stdout.splitlines()
-    mem = next((line.split()[1] for line in free if line.startswith("Mem:")), "?")
-    return {
-        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "nproc": str(os.cpu_count()),
-        "memory": mem,
-        "cpu": cpu,
-        "python": platform.python_version(),
-        database[0]: database[1],
-    }
-
-
-def print_header(title: str, db: str | None = None) -> None:
-    """The benchmark's name and the machine it runs on (``db``: see ``machine``)."""
-    info = machine(db)
-    print(f"== {title}")
-    print("   " + ", ".join(f"{key}: {value}" for key, value in info.items()))
-    sys.stdout.flush()
-
-
-def print_load() -> None:
-    """The load average: the machine may be shared, and figures depend on it."""
-    with contextlib.suppress(OSError):
-        one, five, fifteen = Path("/proc/loadavg").read_text().split()[:3]
-        print(f"load average (1/5/15 min) at the end: {one} {five} {fifteen}")
+            print(f"load average (1/5/15 min) at the end: {_load()}", flush=True)

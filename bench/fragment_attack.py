@@ -1,22 +1,17 @@
 """Benchmark: the fragment attack (issue 10), refused before it runs.
 
-Run: ``.venv/bin/python bench/fragment_attack.py``
+Run: ``.venv/bin/python bench/fragment_attack.py`` (``--rounds N`` for a shorter run)
 
 The document: 25 fragments, each spreading the previous one twice (``fragment F1 on Query
 { ...F0 ...F0 }``), under 1,000 bytes: 16.7 million spreads once expanded. Strawberry's
 ``QueryDepthLimiter`` and ``MaxAliasesLimiter`` walked every one (the time doubles per level,
 and gunicorn killed the worker); ``graph/limits.py`` measures each fragment once.
 
-Measured, interleaved in the same run:
-
-- baseline: graphql-core's own ``validate`` with only its standard rules, on the parsed
-  document (no parsing, no limits, nothing executed);
-- Roster in process: ``schema.execute_sync`` on the text (parsing, every validation rule, the
-  limits), which refuses it with ``QUERY_TOO_COMPLEX``;
-- Roster over HTTP: the same document posted to gunicorn (PostgreSQL), with a read token.
-
-For scale, Strawberry's two limiters alone are timed on smaller documents (12 to 16 levels).
-
+Measured, interleaved round by round: the baseline, graphql-core's own ``validate`` with only
+its standard rules on the parsed document (no parsing, no limits, nothing executed); Roster in
+process, ``schema.execute_sync`` on the text (parsing, every rule, the limits), which refuses it
+with ``QUERY_TOO_COMPLEX``; and Roster over HTTP (gunicorn, PostgreSQL, a read token). For
+scale, Strawberry's two limiters alone are timed on smaller documents (12 to 16 levels).
 Target: refused in under 50 ms, in process and over HTTP.
 """
 
@@ -29,23 +24,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import requests
-from _common import (
-    app_env,
-    create_token,
-    gunicorn,
-    median,
-    ms,
-    prepare_database,
-    print_header,
-    print_load,
-    verdict,
-)
+import _common as bench
 
-DB_NAME = "roster_bench_fragments"
 LEVELS = 25
 WARMUPS = 3
-ROUNDS = 20
 TARGET_SECONDS = 0.050
 
 
@@ -61,76 +43,71 @@ def timed(work: Callable[[], Any]) -> tuple[float, Any]:
     return time.perf_counter() - started, result
 
 
-def main() -> None:
-    document = attack(LEVELS)
-    print_header(f"fragment attack: {LEVELS} levels, {len(document)} bytes, refused")
-    prepare_database(DB_NAME)
-    token = create_token(DB_NAME, "bench-fragments", "read")
-    os.environ.update(app_env(DB_NAME))
-    import django
-
-    django.setup()
-    logging.getLogger("strawberry.execution").setLevel(logging.CRITICAL)  # one line per refusal
-    from graphql import parse, specified_rules, validate
-    from strawberry.extensions import MaxAliasesLimiter, QueryDepthLimiter
-
-    from graph.schema import schema
-
-    core_schema = schema._schema
-    parsed = parse(document)
-    base: list[float] = []
-    roster: list[float] = []
-    http: list[float] = []
-    with gunicorn(DB_NAME, workers=1) as url, requests.Session() as session:
-        session.headers["Authorization"] = f"Bearer {token}"
-        body = json.dumps({"query": document})
-        for round_ in range(WARMUPS + ROUNDS):
-            base_seconds, base_errors = timed(
-                lambda: validate(core_schema, parsed, specified_rules)
-            )
-            roster_seconds, result = timed(lambda: schema.execute_sync(document))
-            http_seconds, response = timed(
-                lambda: session.post(url, data=body, headers={"Content-Type": "application/json"})
-            )
-            if base_errors:
-                raise RuntimeError(f"graphql-core refused the document: {base_errors}")
-            codes = [(e.extensions or {}).get("code") for e in result.errors or ()]
-            answer = response.json()
-            http_codes = [e["extensions"]["code"] for e in answer.get("errors") or ()]
-            if codes != ["QUERY_TOO_COMPLEX"] or http_codes != ["QUERY_TOO_COMPLEX"]:
-                raise RuntimeError(f"not refused: {result.errors} / {answer}")
-            if round_ >= WARMUPS:
-                base.append(base_seconds)
-                roster.append(roster_seconds)
-                http.append(http_seconds)
-
-    print()
-    print(f"refusal: {answer['errors'][0]['message']}")
-    print(f"{ROUNDS} interleaved rounds after {WARMUPS} warm-ups:")
-    print(f"  baseline: graphql-core validate, standard rules only: median {ms(median(base))}")
-    worst = max(median(roster), median(http))
-    for name, samples in (("Roster, schema.execute_sync", roster), ("Roster, HTTP", http)):
-        ratio = median(samples) / median(base)
-        print(f"  {name}: median {ms(median(samples))} = {ratio:.2f}x the baseline")
-    print(
-        f"  refused in {ms(worst)} at worst (target < {ms(TARGET_SECONDS)})  "
-        f"{verdict(worst < TARGET_SECONDS)}"
-    )
-
-    print()
-    print("For scale, Strawberry's QueryDepthLimiter and MaxAliasesLimiter alone (the old limits):")
-    limiters = [
-        QueryDepthLimiter(max_depth=8).validation_rules[0],
-        MaxAliasesLimiter(max_alias_count=15).validation_rules[0],
+def codes(errors: list[Any]) -> list[str]:
+    """The error codes of an in-process result's or an HTTP answer's errors."""
+    return [
+        (e.get("extensions") if isinstance(e, dict) else e.extensions or {}).get("code")
+        for e in errors
     ]
-    for levels in range(12, 17):
-        seconds, _ = timed(
-            lambda levels=levels: validate(core_schema, parse(attack(levels)), limiters)
+
+
+def main() -> None:
+    args = bench.options(__doc__, rounds=20)
+    db, document = bench.database("fragments"), attack(LEVELS)
+    with bench.run(f"fragment attack: {LEVELS} levels, {len(document)} bytes, refused", db):
+        bench.prepare_database(db)
+        token = bench.create_token(db, "bench-fragments", "read")
+        os.environ.update(bench.app_env(db))
+        import django
+
+        django.setup()
+        logging.getLogger("strawberry.execution").setLevel(logging.CRITICAL)  # a line per refusal
+        from graphql import parse, specified_rules, validate
+        from strawberry.extensions import MaxAliasesLimiter, QueryDepthLimiter
+
+        from graph.schema import schema
+
+        core, parsed, body = schema._schema, parse(document), json.dumps({"query": document})
+        samples: dict[str, list[float]] = {"base": [], "roster": [], "http": []}
+        with bench.gunicorn(db, workers=1) as url, bench.session(token) as http:
+            for round_ in range(WARMUPS + args.rounds):
+                base, base_errors = timed(lambda: validate(core, parsed, specified_rules))
+                roster, result = timed(lambda: schema.execute_sync(document))
+                over_http, answer = bench.post(http, url, body.encode())
+                if base_errors:
+                    raise RuntimeError(f"graphql-core refused the document: {base_errors}")
+                refused = [codes(result.errors or []), codes(answer.get("errors") or [])]
+                if refused != [["QUERY_TOO_COMPLEX"]] * 2:
+                    raise RuntimeError(f"not refused: {result.errors} / {answer}")
+                if round_ >= WARMUPS:
+                    for key, seconds in zip(samples, (base, roster, over_http), strict=True):
+                        samples[key].append(seconds)
+
+        print(f"\nrefusal: {answer['errors'][0]['message']}")
+        print(
+            f"{args.rounds} interleaved rounds after {WARMUPS} warm-ups; baseline: "
+            "graphql-core validate with its standard rules only"
         )
-        print(f"  {levels} levels: {ms(seconds)}")
-    projected = seconds * 2 ** (LEVELS - 16)
-    print(f"  (doubling per level, {LEVELS} levels would take about {projected:.0f} s)")
-    print_load()
+        base = bench.median(samples["base"])
+        for key, label in (("roster", "Roster, schema.execute_sync"), ("http", "Roster, HTTP")):
+            figure = bench.median(samples[key])
+            bench.compare(f"{label}, median", figure, base, "ms", at_most=TARGET_SECONDS)
+
+        print(
+            "For scale, Strawberry's QueryDepthLimiter and MaxAliasesLimiter alone (the old "
+            "limits):"
+        )
+        limiters = [
+            QueryDepthLimiter(max_depth=8).validation_rules[0],
+            MaxAliasesLimiter(max_alias_count=15).validation_rules[0],
+        ]
+        for levels in range(12, 17):
+            seconds, _ = timed(lambda n=levels: validate(core, parse(attack(n)), limiters))
+            print(f"  {levels} levels: {bench.ms(seconds)}")
+        print(
+            f"  (doubling per level, {LEVELS} levels would take about "
+            f"{seconds * 2 ** (LEVELS - 16):.0f} s)"
+        )
 
 
 if __name__ == "__main__":

@@ -1,70 +1,47 @@
 """Benchmark: ``insertBatch`` of 1000 hired_employees rows over HTTP (gunicorn, PostgreSQL).
 
-Run: ``.venv/bin/python bench/insert_batch.py``
+Run: ``.venv/bin/python bench/insert_batch.py`` (``--rounds N --requests N`` for a shorter run)
 
-Baseline, measured in the same run: (a) the same query and variables executed in-process by a
-bare Strawberry schema with a no-op resolver, plus (b) a psycopg2 ``execute_values`` insert of
-1000 rows into the same table, committed. Targets: median latency <= 1.5x baseline, and at
-least 25,000 rows/s with 2 concurrent clients.
+Baseline, interleaved round by round with the HTTP requests: (a) the same query and variables
+executed in-process by a bare Strawberry schema with a no-op resolver, plus (b) a psycopg2
+``execute_values`` insert of 1000 rows into the same table, committed. Targets: median latency
+<= 1.5x the baseline, and at least 25,000 rows/s with 2 concurrent clients, printed beside the
+database's own ceiling (2 clients doing only (b)).
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
-import threading
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import _common as bench
 import psycopg2
 import psycopg2.extras
 import requests
 import strawberry
-from _common import (
-    create_token,
-    gunicorn,
-    median,
-    ms,
-    p90,
-    pg_dsn,
-    prepare_database,
-    print_header,
-    print_load,
-    verdict,
-)
 
-DB_NAME = "roster_bench"
 ROWS = 1000
 WARMUPS = 6
-LATENCY_REQUESTS = 30
-CONCURRENT_CLIENTS = 2
-REQUESTS_PER_CLIENT = 20
+CLIENTS = 2
 TARGET_RATIO = 1.5
 TARGET_ROWS_PER_S = 25_000
-
 MUTATION = (
     "mutation($rows: [HiredEmployeeInput!]!) "
     "{ insertBatch(input: {hiredEmployees: $rows}) { received inserted rejected } }"
 )
 _EPOCH = datetime(2021, 1, 1, tzinfo=UTC)
+_ids = itertools.count(1)  # fresh hired_employees ids, never reused (next() is atomic)
 
 
-class Ids:
-    """Fresh, never reused hired_employees ids, safe to take from several threads."""
-
-    def __init__(self, start: int = 1) -> None:
-        self._next = itertools.count(start)
-        self._lock = threading.Lock()
-
-    def take(self, count: int) -> list[int]:
-        with self._lock:
-            return [next(self._next) for _ in range(count)]
-
-
-def make_rows(ids: list[int]) -> list[dict[str, Any]]:
-    """Valid GraphQL rows: names, ISO datetimes, departments 1..12 and jobs 1..183."""
-    return [
+def body() -> bytes:
+    """One request with 1000 fresh valid rows, encoded ahead of the clock."""
+    rows = [
         {
             "id": i,
             "name": f"Bench Employee {i}",
@@ -72,26 +49,17 @@ def make_rows(ids: list[int]) -> list[dict[str, Any]]:
             "departmentId": 1 + i % 12,
             "jobId": 1 + i % 183,
         }
-        for i in ids
+        for i in itertools.islice(_ids, ROWS)
     ]
+    return json.dumps({"query": MUTATION, "variables": {"rows": rows}}).encode()
 
 
-def make_body(ids: Ids) -> bytes:
-    """One request body with 1000 fresh rows, encoded ahead of the clock."""
-    variables = {"rows": make_rows(ids.take(ROWS))}
-    return json.dumps({"query": MUTATION, "variables": variables}).encode()
-
-
-def post(session: requests.Session, url: str, body: bytes) -> float:
-    """Send one batch, check that all 1000 rows went in, and return the seconds it took."""
-    started = time.perf_counter()
-    response = session.post(url, data=body, headers={"Content-Type": "application/json"})
-    elapsed = time.perf_counter() - started  # the whole body is in: decoding is the client's
-    answer = response.json()
-    result = (answer.get("data") or {}).get("insertBatch") or {}
-    if response.status_code != 200 or answer.get("errors") or result.get("inserted") != ROWS:
-        raise RuntimeError(f"unexpected answer ({response.status_code}): {str(answer)[:500]}")
-    return elapsed
+def send(http: requests.Session, url: str, data: bytes) -> float:
+    """One batch over HTTP: its seconds; all 1000 rows must go in."""
+    seconds, result = bench.post(http, url, data, "insertBatch")
+    if result["inserted"] != ROWS:
+        raise RuntimeError(f"unexpected result: {result}")
+    return seconds
 
 
 # --- baseline (a): a bare Strawberry schema with a no-op resolver ----------------------------
@@ -135,9 +103,9 @@ class Mutation:
 BARE_SCHEMA = strawberry.Schema(query=Query, mutation=Mutation)
 
 
-def baseline_graphql(body: bytes) -> float:
+def bare_graphql(data: bytes) -> float:
     """Seconds for an in-process ``execute_sync`` of the same query and variables."""
-    request = json.loads(body)
+    request = json.loads(data)
     started = time.perf_counter()
     result = BARE_SCHEMA.execute_sync(request["query"], variable_values=request["variables"])
     elapsed = time.perf_counter() - started
@@ -149,11 +117,11 @@ def baseline_graphql(body: bytes) -> float:
 # --- baseline (b): psycopg2 execute_values into the same table -------------------------------
 
 
-def baseline_insert(conn: Any, ids: Ids) -> float:
+def bare_insert(conn: Any) -> float:
     """Seconds for a committed ``execute_values`` insert of 1000 fresh rows."""
     rows = [
         (i, f"Bench Employee {i}", _EPOCH + timedelta(minutes=i), 1 + i % 12, 1 + i % 183)
-        for i in ids.take(ROWS)
+        for i in itertools.islice(_ids, ROWS)
     ]
     started = time.perf_counter()
     with conn.cursor() as cur:
@@ -167,133 +135,79 @@ def baseline_insert(conn: Any, ids: Ids) -> float:
     return time.perf_counter() - started
 
 
-def _run_together(threads: list[threading.Thread], barrier: threading.Barrier) -> float:
-    """Start ``threads``, release them at once through ``barrier`` (which counts this thread
-    too), and return the wall-clock seconds until the last one is done."""
-    for thread in threads:
-        thread.start()
-    barrier.wait()
-    started = time.perf_counter()
-    for thread in threads:
-        thread.join()
-    return time.perf_counter() - started
+# --- concurrency -----------------------------------------------------------------------------
 
 
-def database_ceiling(ids: Ids, *, clients: int, batches_each: int) -> float:
-    """Rows/s of ``clients`` threads doing nothing but baseline (b) at once: the most the
-    database itself takes on this machine, whatever the server in front of it does."""
-    conns = [psycopg2.connect(pg_dsn(DB_NAME)) for _ in range(clients)]
-    barrier = threading.Barrier(clients + 1)
-
-    def client(conn: Any) -> None:
-        barrier.wait()
-        for _ in range(batches_each):
-            baseline_insert(conn, ids)
-
-    wall = _run_together([threading.Thread(target=client, args=(conn,)) for conn in conns], barrier)
-    for conn in conns:
-        conn.close()
-    return clients * batches_each * ROWS / wall
+def at_once(works: list[Callable[[], Any]]) -> float:
+    """Run ``works`` in as many threads at once: the wall seconds until the last one ends."""
+    with ThreadPoolExecutor(len(works)) as pool:
+        started = time.perf_counter()
+        for future in [pool.submit(work) for work in works]:
+            future.result()
+        return time.perf_counter() - started
 
 
-# --- HTTP ------------------------------------------------------------------------------------
+def clients(url: str, token: str, count: int, each: int) -> tuple[float, list[float]]:
+    """``count`` clients (one session each) send ``each`` batches at once: the wall seconds
+    from the common start to the last answer, and every latency."""
+    latencies: list[float] = []
+
+    def client(bodies: list[bytes]) -> None:
+        with bench.session(token) as http:
+            latencies.extend([send(http, url, data) for data in bodies])
+
+    bodies = [[body() for _ in range(each)] for _ in range(count)]
+    return at_once([lambda b=b: client(b) for b in bodies]), latencies
 
 
-def run_clients(
-    url: str, token: str, ids: Ids, *, clients: int, requests_each: int
-) -> tuple[float, list[float]]:
-    """``clients`` threads, each with its own session, send ``requests_each`` batches at once.
-
-    Returns the wall-clock seconds from the common start to the last answer, and every latency.
-    """
-    bodies = [[make_body(ids) for _ in range(requests_each)] for _ in range(clients)]
-    latencies: list[list[float]] = [[] for _ in range(clients)]
-    errors: list[BaseException] = []
-    barrier = threading.Barrier(clients + 1)
-
-    def client(n: int) -> None:
-        with requests.Session() as session:
-            session.headers["Authorization"] = f"Bearer {token}"
-            barrier.wait()
-            try:
-                for body in bodies[n]:
-                    latencies[n].append(post(session, url, body))
-            except BaseException as error:
-                errors.append(error)
-
-    threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
-    wall = _run_together(threads, barrier)
-    if errors:
-        raise errors[0]
-    return wall, [x for per_client in latencies for x in per_client]
-
-
-def interleaved(url: str, token: str, ids: Ids, rounds: int) -> dict[str, list[float]]:
-    """``rounds`` x (baseline a, baseline b, one HTTP batch), interleaved so that background
-    load on the machine weighs on the figure and its baseline alike."""
-    samples: dict[str, list[float]] = {"graphql": [], "insert": [], "http": []}
-    conn = psycopg2.connect(pg_dsn(DB_NAME))
-    try:
-        with requests.Session() as session:
-            session.headers["Authorization"] = f"Bearer {token}"
-            for _ in range(rounds):
-                body = make_body(ids)
-                samples["graphql"].append(baseline_graphql(body))
-                samples["insert"].append(baseline_insert(conn, ids))
-                samples["http"].append(post(session, url, body))
-    finally:
-        conn.close()
-    return samples
+def ceiling(db: str, count: int, each: int) -> float:
+    """Rows/s of ``count`` clients doing only baseline (b) at once: the most the database
+    itself takes on this machine, whatever the server in front of it does."""
+    with contextlib.ExitStack() as stack:
+        conns = [
+            stack.enter_context(contextlib.closing(psycopg2.connect(bench.pg_dsn(db))))
+            for _ in range(count)
+        ]
+        wall = at_once([lambda c=c: [bare_insert(c) for _ in range(each)] for c in conns])
+    return count * each * ROWS / wall
 
 
 def main() -> None:
-    print_header("insertBatch: 1000 hired_employees rows per request, HTTP, PostgreSQL")
-    prepare_database(DB_NAME)
-    token = create_token(DB_NAME, "bench", "write")
-    ids = Ids(start=1)
+    args = bench.options(__doc__, rounds=30, requests=20)
+    db = bench.database("insert")
+    with bench.run("insertBatch: 1000 hired_employees rows per request, HTTP, PostgreSQL", db):
+        bench.prepare_database(db)
+        token = bench.create_token(db, "bench", "write")
+        samples: dict[str, list[float]] = {"a": [], "b": [], "http": []}
+        with (
+            bench.gunicorn(db) as url,
+            bench.session(token) as http,
+            contextlib.closing(psycopg2.connect(bench.pg_dsn(db))) as conn,
+        ):
+            for round_ in range(WARMUPS + args.rounds):  # background load hits all three alike
+                if round_ == WARMUPS:
+                    clients(url, token, CLIENTS, 2)  # each worker's first requests are slow
+                data = body()
+                figures = (bare_graphql(data), bare_insert(conn), send(http, url, data))
+                if round_ >= WARMUPS:
+                    for key, seconds in zip(samples, figures, strict=True):
+                        samples[key].append(seconds)
+            wall_1, _ = clients(url, token, 1, args.requests)
+            wall_2, latencies_2 = clients(url, token, CLIENTS, args.requests)
+        most = ceiling(db, CLIENTS, args.requests)
 
-    with gunicorn(DB_NAME, workers=2) as url:
-        interleaved(url, token, ids, rounds=WARMUPS)
-        run_clients(url, token, ids, clients=CONCURRENT_CLIENTS, requests_each=2)  # warm both
-        samples = interleaved(url, token, ids, rounds=LATENCY_REQUESTS)
-        wall_1, _ = run_clients(url, token, ids, clients=1, requests_each=REQUESTS_PER_CLIENT)
-        wall_2, latencies_2 = run_clients(
-            url, token, ids, clients=CONCURRENT_CLIENTS, requests_each=REQUESTS_PER_CLIENT
+        a, b, latency = (bench.median(samples[key]) for key in ("a", "b", "http"))
+        print(
+            f"\n{args.rounds} interleaved rounds after {WARMUPS} warm-ups; baseline = (a) bare "
+            f"Strawberry execute_sync {bench.ms(a)} + (b) execute_values + commit {bench.ms(b)}"
         )
-    ceiling = database_ceiling(ids, clients=CONCURRENT_CLIENTS, batches_each=REQUESTS_PER_CLIENT)
-
-    graphql, insert, http = samples["graphql"], samples["insert"], samples["http"]
-    baseline = median(graphql) + median(insert)
-    ratio = median(http) / baseline
-    baseline_rows = ROWS / baseline
-    rows_1 = REQUESTS_PER_CLIENT * ROWS / wall_1
-    rows_2 = CONCURRENT_CLIENTS * REQUESTS_PER_CLIENT * ROWS / wall_2
-
-    print()
-    print(f"{LATENCY_REQUESTS} interleaved rounds after {WARMUPS} warm-up rounds:")
-    print(f"  (a) bare Strawberry execute_sync, no-op resolver: median {ms(median(graphql))}")
-    print(f"  (b) psycopg2 execute_values 1000 rows + commit:   median {ms(median(insert))}")
-    print(f"  baseline = median(a) + median(b):                 {ms(baseline)}")
-    print(f"  insertBatch over HTTP, 1 client:  median {ms(median(http))}, p90 {ms(p90(http))}")
-    print(
-        f"  latency: {ms(median(http))} vs baseline {ms(baseline)} = {ratio:.2f}x "
-        f"(target <= {TARGET_RATIO}x)  {verdict(ratio <= TARGET_RATIO)}"
-    )
-    print(f"throughput (baseline = 1000 rows / baseline latency = {baseline_rows:,.0f} rows/s):")
-    print(
-        f"  1 client x {REQUESTS_PER_CLIENT} requests:  {rows_1:,.0f} rows/s "
-        f"= {rows_1 / baseline_rows:.2f}x baseline"
-    )
-    print(
-        f"  {CONCURRENT_CLIENTS} clients x {REQUESTS_PER_CLIENT} requests: {rows_2:,.0f} rows/s "
-        f"= {rows_2 / baseline_rows:.2f}x baseline, median latency {ms(median(latencies_2))} "
-        f"(target >= {TARGET_ROWS_PER_S:,} rows/s)  {verdict(rows_2 >= TARGET_ROWS_PER_S)}"
-    )
-    print(
-        f"  database ceiling: {CONCURRENT_CLIENTS} psycopg2 clients doing only (b): "
-        f"{ceiling:,.0f} rows/s; insertBatch reaches {rows_2 / ceiling:.0%} of it"
-    )
-    print_load()
+        p90 = f"; p90 {bench.ms(bench.p90(samples['http']))}"
+        bench.compare("latency, median", latency, a + b, "ms", TARGET_RATIO, note=p90)
+        base_rows, rows_2 = ROWS / (a + b), CLIENTS * args.requests * ROWS / wall_2
+        bench.compare("1 client", args.requests * ROWS / wall_1, base_rows, "rows/s")
+        bench.compare(f"{CLIENTS} clients", rows_2, base_rows, "rows/s", at_least=TARGET_ROWS_PER_S)
+        print(f"median latency with {CLIENTS} clients: {bench.ms(bench.median(latencies_2))}")
+        bench.compare(f"{CLIENTS} clients vs the database ceiling", rows_2, most, "rows/s")
 
 
 if __name__ == "__main__":

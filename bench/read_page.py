@@ -1,10 +1,10 @@
 """Benchmark: one ``hiredEmployees(first: 1000)`` page with its department and job, over HTTP.
 
-Run: ``.venv/bin/python bench/read_page.py``
+Run: ``.venv/bin/python bench/read_page.py`` (``--rows N --rounds N`` for a shorter run)
 
-Baseline, measured in the same run: a bare in-process Strawberry schema (plain types with the
+Baseline, interleaved round by round: a bare in-process Strawberry schema (plain types with the
 same fields) executing the same selection over 1000 rows built in memory. Target: median HTTP
-latency <= 1.5x the baseline median.
+latency <= 1.5x the baseline median, with the same data.
 """
 
 from __future__ import annotations
@@ -15,31 +15,13 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import psycopg2
+import _common as bench
 import psycopg2.extras
-import requests
 import strawberry
-from _common import (
-    ROOT,
-    create_token,
-    gunicorn,
-    median,
-    ms,
-    p90,
-    pg_dsn,
-    prepare_database,
-    print_header,
-    print_load,
-    verdict,
-)
 
-DB_NAME = "roster_bench_read"
-EMPLOYEES = 5000
 PAGE = 1000
 WARMUPS = 6
-ROUNDS = 30
 TARGET_RATIO = 1.5
-
 QUERY = (
     "{ hiredEmployees(first: 1000) { nodes { id name datetime departmentId jobId "
     "department { id department } job { id job } } } }"
@@ -52,27 +34,17 @@ def employee(i: int) -> tuple[int, str, datetime, int, int]:
     return i, f"Bench Employee {i}", _EPOCH + timedelta(minutes=i), 1 + i % 12, 1 + i % 183
 
 
-def reference(name: str) -> dict[int, str]:
-    """data/sample departments or jobs, by id."""
-    with (ROOT / "data" / "sample" / f"{name}.csv").open(newline="") as f:
-        return {int(row[0]): row[1] for row in csv.reader(f) if row}
-
-
-def seed(count: int) -> None:
-    """Insert ``count`` hired employees straight into the bench database."""
-    conn = psycopg2.connect(pg_dsn(DB_NAME))
-    try:
-        with conn.cursor() as cur:
-            psycopg2.extras.execute_values(
-                cur,
-                "INSERT INTO hired_employees (id, name, datetime, department_id, job_id) VALUES %s",
-                [employee(i) for i in range(1, count + 1)],
-                page_size=1000,
-            )
-            cur.execute("ANALYZE")
-        conn.commit()
-    finally:
-        conn.close()
+def seed(db: str, count: int) -> None:
+    """Insert ``count`` hired employees straight into the database."""
+    with psycopg2.connect(bench.pg_dsn(db)) as conn, conn.cursor() as cur:
+        psycopg2.extras.execute_values(
+            cur,
+            "INSERT INTO hired_employees (id, name, datetime, department_id, job_id) VALUES %s",
+            [employee(i) for i in range(1, count + 1)],
+            page_size=1000,
+        )
+        cur.execute("ANALYZE")
+    conn.close()
 
 
 # --- baseline: a bare Strawberry schema over plain objects -----------------------------------
@@ -104,6 +76,12 @@ class HiredEmployee:
 @strawberry.type
 class HiredEmployeeConnection:
     nodes: list[HiredEmployee]
+
+
+def reference(name: str) -> dict[int, str]:
+    """data/sample's departments or jobs, by id."""
+    with (bench.ROOT / "data" / "sample" / f"{name}.csv").open(newline="") as f:
+        return {int(row[0]): row[1] for row in csv.reader(f) if row}
 
 
 def build_page() -> list[HiredEmployee]:
@@ -150,51 +128,34 @@ def baseline() -> tuple[float, dict[str, Any]]:
     return elapsed, result.data
 
 
-# --- HTTP ------------------------------------------------------------------------------------
-
-
-def fetch(session: requests.Session, url: str) -> tuple[float, dict[str, Any]]:
-    """One page over HTTP: the seconds until the whole response arrived, and its data."""
-    body = json.dumps({"query": QUERY}).encode()
-    started = time.perf_counter()
-    response = session.post(url, data=body, headers={"Content-Type": "application/json"})
-    elapsed = time.perf_counter() - started  # the whole body is in: decoding is the client's
-    answer = response.json()
-    nodes = ((answer.get("data") or {}).get("hiredEmployees") or {}).get("nodes") or []
-    if response.status_code != 200 or answer.get("errors") or len(nodes) != PAGE:
-        raise RuntimeError(f"unexpected answer ({response.status_code}): {str(answer)[:500]}")
-    return elapsed, answer["data"]
-
-
 def main() -> None:
-    print_header(f"hiredEmployees(first: {PAGE}) with department and job, HTTP, PostgreSQL")
-    prepare_database(DB_NAME)
-    seed(EMPLOYEES)
-    token = create_token(DB_NAME, "bench-read", "read")
+    args = bench.options(__doc__, rows=5000, rounds=30)
+    db = bench.database("read")
+    with bench.run(f"hiredEmployees(first: {PAGE}) with department and job, HTTP", db):
+        bench.prepare_database(db)
+        seed(db, args.rows)
+        token = bench.create_token(db, "bench-read", "read")
+        base, http = [], []
+        body = json.dumps({"query": QUERY}).encode()
+        with bench.gunicorn(db) as url, bench.session(token) as session:
+            for round_ in range(WARMUPS + args.rounds):  # interleaved: background load hits both
+                base_seconds, base_data = baseline()
+                http_seconds, page = bench.post(session, url, body, "hiredEmployees")
+                if len(page["nodes"]) != PAGE:
+                    raise RuntimeError(f"{len(page['nodes'])} nodes, not {PAGE}")
+                if round_ >= WARMUPS:
+                    base.append(base_seconds)
+                    http.append(http_seconds)
+        same = json.loads(json.dumps(base_data["hiredEmployees"], default=str)) == page
 
-    base: list[float] = []
-    http: list[float] = []
-    with gunicorn(DB_NAME, workers=2) as url, requests.Session() as session:
-        session.headers["Authorization"] = f"Bearer {token}"
-        for round_ in range(WARMUPS + ROUNDS):  # interleaved: background load hits both alike
-            base_seconds, base_data = baseline()
-            http_seconds, http_data = fetch(session, url)
-            if round_ >= WARMUPS:
-                base.append(base_seconds)
-                http.append(http_seconds)
-        same = json.loads(json.dumps(base_data, default=str)) == http_data
-
-    ratio = median(http) / median(base)
-    print()
-    print(f"{ROUNDS} interleaved rounds after {WARMUPS} warm-ups, {EMPLOYEES} rows in the table:")
-    print(f"  baseline: bare Strawberry execute_sync, in-memory rows: median {ms(median(base))}")
-    print(f"  HTTP (keep-alive session): median {ms(median(http))}, p90 {ms(p90(http))}")
-    print(f"  same data as the baseline: {'yes' if same else 'NO'}")
-    print(
-        f"  latency: {ms(median(http))} vs baseline {ms(median(base))} = {ratio:.2f}x "
-        f"(target <= {TARGET_RATIO}x)  {verdict(ratio <= TARGET_RATIO)}"
-    )
-    print_load()
+        print(
+            f"\n{args.rounds} interleaved rounds after {WARMUPS} warm-ups, {args.rows:,} rows "
+            f"in the table; baseline: bare Strawberry execute_sync over in-memory rows"
+        )
+        note = f"; p90 {bench.ms(bench.p90(http))}; same data: {'yes' if same else 'NO'}"
+        bench.compare(
+            "latency, median", bench.median(http), bench.median(base), "ms", TARGET_RATIO, note=note
+        )
 
 
 if __name__ == "__main__":

@@ -1,11 +1,11 @@
 """Benchmark: arrival order, with 1,000,000 hires (1% bad) on PostgreSQL.
 
-Run: ``.venv/bin/python bench/replay.py [--rows N]``
+Run: ``.venv/bin/python bench/replay.py`` (``--rows N`` for a shorter run)
 
 1. The cost of replay on an ordered load: ``load_csv`` of departments, jobs, then
    hired_employees into a fresh database, by this Roster and by the Roster before replay
-   (``BASELINE``, checked out in a git worktree and run in the same run). Target: at most
-   1.10x the baseline.
+   (``BASELINE``, checked out in a git worktree and run in the same run, interleaved, best of
+   two). Target: at most 1.10x the baseline.
 2. The cost of arriving late: the same files with hired_employees first (every hire parked),
    then jobs, then departments (the hires replayed as their references arrive), against the
    ordered load of this Roster. Both must end with the same tables, open rejections and no
@@ -16,121 +16,85 @@ Run: ``.venv/bin/python bench/replay.py [--rows N]``
 
 from __future__ import annotations
 
-import argparse
-import contextlib
 import shutil
-import subprocess
-import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg2
-from _common import (
-    PYTHON,
-    ROOT,
-    app_env,
-    manage,
-    pg_dsn,
-    print_header,
-    print_load,
-    recreate_database,
-)
-from load_csv import generate
+import _common as bench
 
-DB_NAME = "roster_bench_replay"
-ROWS = 1_000_000
 TARGET_RATIO = 1.10
 BASELINE = "751bfe4"
 """The last commit before replay (issue 11)."""
-SAMPLE = ROOT / "data" / "sample"
 ORDERED = ["departments", "jobs", "hired_employees"]
+STATE = """
+SELECT (SELECT count(*) FROM departments), (SELECT count(*) FROM jobs),
+       (SELECT count(*) FROM hired_employees),
+       (SELECT count(*) FROM rejections WHERE status = 'open'),
+       (SELECT count(*) FROM parked_references WHERE ref_id <> 99)
+"""
 
 
-def _round(folder: Path, order: list[str], code: Path = ROOT) -> tuple[float, list[float]]:
+def load(db: str, folder: Path, order: list[str], code: Path = bench.ROOT) -> list[float]:
     """A fresh database, then ``load_csv`` of each file in ``order`` by the Roster in ``code``:
-    the total and per-file time."""
-    recreate_database(DB_NAME)
-    env = app_env(DB_NAME)
-    _manage(code, env, "migrate", "--noinput", "-v", "0")
+    the seconds of each file."""
+    bench.reset_database(db)
+    env = bench.app_env(db)
+    bench.manage(env, "migrate", "--noinput", "-v", "0", cwd=code)
     steps = []
     for name in order:
         started = time.perf_counter()
-        _manage(code, env, "load_csv", str(folder / f"{name}.csv"))
+        bench.manage(env, "load_csv", str(folder / f"{name}.csv"), cwd=code)
         steps.append(time.perf_counter() - started)
-    return sum(steps), steps
-
-
-def _manage(code: Path, env: dict[str, str], *args: str) -> None:
-    if code == ROOT:
-        manage(env, *args)
-        return
-    subprocess.run([PYTHON, "manage.py", *args], cwd=code, env=env, check=True,
-                   capture_output=True)  # fmt: skip
-
-
-@contextlib.contextmanager
-def _baseline(folder: Path) -> Iterator[Path]:
-    """The Roster before replay, checked out beside this one (same venv)."""
-    tree = folder / "baseline"
-    subprocess.run(["git", "worktree", "add", "--detach", str(tree), BASELINE], cwd=ROOT,
-                   check=True, capture_output=True)  # fmt: skip
-    try:
-        yield tree
-    finally:
-        subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=ROOT,
-                       capture_output=True)  # fmt: skip
-
-
-def _state() -> tuple[int, ...]:
-    """The tables and the rejection log as the two orders must both leave them."""
-    with psycopg2.connect(pg_dsn(DB_NAME)) as conn, conn.cursor() as cursor:
-        cursor.execute(
-            "SELECT (SELECT count(*) FROM departments), (SELECT count(*) FROM jobs), "
-            "(SELECT count(*) FROM hired_employees), "
-            "(SELECT count(*) FROM rejections WHERE status = 'open'), "
-            "(SELECT count(*) FROM parked_references WHERE ref_id <> 99)"
-        )
-        return tuple(cursor.fetchone())
+    return steps
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=ROWS)
-    args = parser.parse_args()
-    print_header(f"replay: {args.rows:,} hires whose departments and jobs arrive last")
-    folder = Path(tempfile.mkdtemp(prefix="roster-replay-"))
-    try:
-        generate(folder, args.rows, "hired_employees.csv")
+    args = bench.options(__doc__, rows=1_000_000)
+    db = bench.database("replay")
+    title = f"replay: {args.rows:,} hires whose departments and jobs arrive last"
+    with bench.run(title, db), tempfile.TemporaryDirectory(prefix="bench-replay-") as tmp:
+        folder = Path(tmp)
+        bench.hired_employees_csv(folder / "hired_employees.csv", args.rows)
         for name in ("departments", "jobs"):
-            shutil.copy(SAMPLE / f"{name}.csv", folder / f"{name}.csv")
+            shutil.copy(bench.ROOT / "data" / "sample" / f"{name}.csv", folder)
 
-        with _baseline(folder) as tree:  # interleaved, best of two: the machine may be shared
-            before = _round(folder, ORDERED, tree)[0]
-            ordered, ordered_steps = _round(folder, ORDERED)
-            before = min(before, _round(folder, ORDERED, tree)[0])
-        ordered, ordered_steps = min((ordered, ordered_steps), _round(folder, ORDERED))
-        expected = _state()
-        late, late_steps = _round(folder, ["hired_employees", "jobs", "departments"])
-        found = _state()
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
+        with bench.worktree(BASELINE) as tree:  # interleaved, best of two: the machine is shared
+            before = sum(load(db, folder, ORDERED, tree))
+            ordered = load(db, folder, ORDERED)
+            before = min(before, sum(load(db, folder, ORDERED, tree)))
+        ordered = min(ordered, load(db, folder, ORDERED), key=sum)
+        expected = bench.sql(db, STATE)[0]
+        late = load(db, folder, ["hired_employees", "jobs", "departments"])
+        found = bench.sql(db, STATE)[0]
 
-    overhead = ordered / before
-    print(f"1. ordered load, Roster before replay ({BASELINE}, baseline): {before:.1f} s")
-    print(f"   ordered load, this Roster: {ordered:.1f} s  (departments {ordered_steps[0]:.1f} s, "
-          f"jobs {ordered_steps[1]:.1f} s, hires {ordered_steps[2]:.1f} s)")  # fmt: skip
-    print(f"   ratio: {overhead:.2f}x (target <= {TARGET_RATIO:.2f}x) "
-          f"{'PASS' if overhead <= TARGET_RATIO else 'MISS'}")  # fmt: skip
-    print(f"2. departments and jobs last: {late:.1f} s  (hires parked {late_steps[0]:.1f} s, "
-          f"jobs {late_steps[1]:.1f} s, departments + replay {late_steps[2]:.1f} s)")  # fmt: skip
-    print(f"   ratio to this Roster's ordered load: {late / ordered:.2f}x (recorded)")
-    print(f"   end state (departments, jobs, hires, open rejections, waits): ordered {expected}, "
-          f"late {found}: {'same' if found == expected else 'DIFFERENT'}")  # fmt: skip
-    print_load()
-    if found != expected:
-        sys.exit(1)
+        print(
+            f"\nordered load, this Roster: departments {ordered[0]:.1f} s, jobs "
+            f"{ordered[1]:.1f} s, hires {ordered[2]:.1f} s"
+        )
+        bench.compare(
+            f"1. ordered load vs the Roster before replay ({BASELINE})",
+            sum(ordered),
+            before,
+            "s",
+            TARGET_RATIO,
+        )
+        print(
+            f"departments and jobs last: hires parked {late[0]:.1f} s, jobs {late[1]:.1f} s, "
+            f"departments + replay {late[2]:.1f} s"
+        )
+        bench.compare(
+            "2. departments and jobs last vs the ordered load (recorded)",
+            sum(late),
+            sum(ordered),
+            "s",
+        )
+        print(
+            f"end state (departments, jobs, hires, open rejections, waits): ordered "
+            f"{expected}, late {found}: {'same' if found == expected else 'DIFFERENT'}"
+        )
+        if found != expected:
+            raise SystemExit(1)
 
 
 if __name__ == "__main__":

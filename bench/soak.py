@@ -1,36 +1,19 @@
 """Soak: writers with overlapping ids and readers against gunicorn, then an audit of every row.
 
-Run: ``.venv/bin/python bench/soak.py`` (60 s, 4 writers, 4 readers, gunicorn -w 2, PostgreSQL
-database ``roster_soak``). On SQLite:
-``.venv/bin/python bench/soak.py --database-url sqlite:////tmp/soak-var/roster_soak.sqlite3``
+Run: ``.venv/bin/python bench/soak.py`` (``--seconds N``, default 60; PostgreSQL database
+``roster_bench_soak``). On SQLite: ``--database-url sqlite:////tmp/soak/roster_soak.sqlite3``.
+The database is dropped and created again, so its name must contain ``soak``.
 
-The database named by ``--database-url`` is dropped and created again (its name must contain
-``soak``), migrated, and given the sample departments and jobs and an admin token; gunicorn
-serves it with production settings (``LOG_LEVEL=ERROR``: a warning per rejected row would
-write hundreds of megabytes).
-
-- **Writers** send ``insertBatch`` mutations of 1000 hired_employees rows. Batch k takes the
-  ids ``500k+1 .. 500k+1000`` (the next k goes to whichever writer asks first), so each id is
-  sent by two batches, most often by two writers at once. The rows are shuffled, and 1 row in
-  20 is invalid: in turn an impossible datetime, department 99, job 9999, a blank name. A row's
-  content names its writer and batch (``Soak w2 b17 #1234``; datetime, department and job
-  differ too), so a stored row tells which batch wrote it.
-- **Readers** page ``hiredEmployees`` (3 pages of 100 from a random id), walk the rejection
-  log 100 entries at a time, and read one reported batch's log by ``batchId``.
-
-At the end, with the server stopped, every check is printed PASS or FAIL (the exit status is 1
-if one fails): no 5xx, no transport error, no GraphQL error; each batch's report fits what it
-sent; every id sent in a valid row is stored exactly once, equal to the row of the one batch
-that reported inserting it; each ``duplicate`` names an id that another batch inserted and
-finished first; the ``rejections`` table equals the reported rejections (batch, index, id,
-codes, raw row), nothing more, nothing less; the ``batches`` table holds one completed row per
-reported batch with its counts; what readers saw was whole rows in id order and batch logs
-equal to the reports; the server's log has no error.
+4 writers send ``insertBatch`` mutations of 1000 rows. Batch k takes the ids ``500k+1 ..
+500k+1000``, shuffled, so each id is sent by two batches, most often at once; 1 row in 20 is
+invalid; a row's name says which writer and batch sent it (``Soak w2 b17 #1234``). 4 readers
+page ``hiredEmployees``, walk the rejection log, and read reported batches' logs. Once gunicorn
+has stopped, each of ``CHECKS`` is printed PASS or FAIL (exit 1 and the database kept if one
+fails).
 
 Baseline, measured in the same run just before the soak (after 1 s of warm-up at the soak's
-load): the same writers for a shorter time (``--baseline-seconds``) with no readers. The
-soak's rows/s (valid rows stored per second) and writer latency are printed beside it, with
-the ratios.
+load): the same writers with no readers, for a sixth of the soak (2 to 10 s). The soak's rows/s
+(valid rows stored per second) and writer latency are printed beside it, with the ratios.
 """
 
 from __future__ import annotations
@@ -44,7 +27,6 @@ import tempfile
 import threading
 import time
 import uuid
-from array import array
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -52,30 +34,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
-import dj_database_url
+import _common as bench
 import orjson
 import requests
-from _common import (
-    connect,
-    create_token,
-    gunicorn,
-    is_sqlite,
-    median,
-    ms,
-    p99,
-    prepare_database,
-    print_header,
-    print_load,
-    remove_database,
-)
 
-DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/roster_soak"
+WRITERS = READERS = 4
 ROWS = 1000  # rows per batch
 STEP = 500  # batch k starts at id STEP * k + 1: each id is in two batches
-INVALID_EVERY = 20  # 1 row in 20 is invalid
-PAGE = 100
-SCAN_PAGES = 3
+INVALID_EVERY = 20
+SCAN_PAGES = 3  # of 100 rows
 WARM_UP_SECONDS = 1.0
 TIMEOUT = (5, 120)  # seconds: connect, read
 EXAMPLES = 5  # problems shown in full, per check
@@ -100,7 +69,7 @@ BATCH_LOG = (
     "nodes { index rowId reasons { code } } } }"
 )
 
-# Every check, by the key it is printed with: the test parses these lines.
+# Every check, by the key it is printed with: tests/test_soak.py parses these lines.
 CHECKS = {
     "5xx": "no 5xx responses",
     "transport": "no transport errors",
@@ -115,25 +84,15 @@ CHECKS = {
 }
 
 _EPOCH = datetime(2021, 1, 1, tzinfo=UTC)
-_BAD = {  # the kinds of invalid row, in turn: GraphQL field, value, expected reason code
-    "datetime": ("datetime", "2021-02-30T12:00:00Z", "invalid_datetime"),
-    "department": ("departmentId", 99, "unknown_reference"),
-    "job": ("jobId", 9999, "unknown_reference"),
-    "name": ("name", "   ", "required"),
-}
-_BAD_KINDS = list(_BAD)
-_COLUMNS = {  # GraphQL field -> column: the rejection log keeps the row by column names
-    "id": "id",
-    "name": "name",
-    "datetime": "datetime",
-    "departmentId": "department_id",
-    "jobId": "job_id",
-}
+_BAD = [  # the kinds of invalid row, in turn: GraphQL field, value, expected reason code
+    ("datetime", "2021-02-30T12:00:00Z", "invalid_datetime"),
+    ("departmentId", 99, "unknown_reference"),
+    ("jobId", 9999, "unknown_reference"),
+    ("name", "   ", "required"),
+]
+_COLUMNS = {"departmentId": "department_id", "jobId": "job_id"}  # the rejection log's names
 _NAME = re.compile(r"Soak w(\d+) b(\d+) #(\d+)")
 _SERVER_ERROR = re.compile(r"\[(ERROR|CRITICAL)\]|\"level\": \"(ERROR|CRITICAL)\"|Traceback")
-
-
-# --- the rows ---------------------------------------------------------------------------------
 
 
 def stored_row(writer: int, seq: int, row_id: int) -> tuple[str, datetime, int, int]:
@@ -162,22 +121,17 @@ class Sent:
 
     writer: int
     seq: int
-    ids: array  # the row ids, in the order sent
+    ids: list[int]  # in the order sent
     batch_id: str = ""  # uuid hex
     outcome: list[str | None] = field(default_factory=list)
     """Per row: None if reported inserted, else its reason codes joined by commas."""
     inserted: int = 0
 
-    def bad(self, index: int) -> str | None:
-        """The kind of invalid row at ``index``, or None for a valid row."""
+    def bad(self, index: int) -> tuple[str, Any, str] | None:
+        """The kind of invalid row at ``index`` (field, value, code), or None for a valid row."""
         if index % INVALID_EVERY != (self.writer + self.seq) % INVALID_EVERY:
             return None
-        return _BAD_KINDS[(index // INVALID_EVERY) % len(_BAD_KINDS)]
-
-    def expected_codes(self, index: int) -> str | None:
-        """The reason code of the invalid row at ``index``; None for a valid row."""
-        kind = self.bad(index)
-        return None if kind is None else _BAD[kind][2]
+        return _BAD[(index // INVALID_EVERY) % len(_BAD)]
 
     def row(self, index: int) -> dict[str, Any]:
         """The row at ``index`` as sent, with GraphQL's field names."""
@@ -190,22 +144,13 @@ class Sent:
             "departmentId": department,
             "jobId": job,
         }
-        kind = self.bad(index)
-        if kind is not None:
-            graphql_field, value, _ = _BAD[kind]
-            row[graphql_field] = value
+        if kind := self.bad(index):
+            row[kind[0]] = kind[1]
         return row
-
-    def raw(self, index: int) -> dict[str, Any]:
-        """The row at ``index`` as the rejection log keeps it (column names)."""
-        return {_COLUMNS[key]: value for key, value in self.row(index).items()}
 
     def rejected(self) -> dict[int, str]:
         """The reported rejections: index -> reason codes."""
         return {i: codes for i, codes in enumerate(self.outcome) if codes is not None}
-
-
-# --- what happened ----------------------------------------------------------------------------
 
 
 class Problems:
@@ -219,8 +164,7 @@ class Problems:
     def add(self, check: str, message: str) -> None:
         with self._lock:
             self.count[check] += 1
-            shown = self.examples.setdefault(check, [])
-            if len(shown) < EXAMPLES:
+            if len(shown := self.examples.setdefault(check, [])) < EXAMPLES:
                 shown.append(message)
 
 
@@ -229,7 +173,6 @@ class Phase:
     """One timed phase: its requests, their latencies, and what its writers stored."""
 
     name: str
-    writers: int
     readers: int
     latencies: dict[str, list[float]] = field(default_factory=lambda: {"writer": [], "reader": []})
     statuses: Counter[int] = field(default_factory=Counter)
@@ -251,8 +194,7 @@ class Soak:
     """The shared state of a run: the server, the batches so far, the problems found."""
 
     def __init__(self, url: str, token: str) -> None:
-        self.url = url
-        self.token = token
+        self.url, self.token = url, token
         self.problems = Problems()
         self.batches: list[Sent] = []
         self.by_id: dict[str, Sent] = {}
@@ -266,41 +208,28 @@ class Soak:
     def next_batch(self, writer: int) -> Sent:
         """The next window of ids, shuffled, for writer ``writer``."""
         with self._lock:
-            window = self._windows
+            window, seq = self._windows, self._seqs[writer]
             self._windows += 1
-            seq = self._seqs[writer]
             self._seqs[writer] += 1
         ids = list(range(window * STEP + 1, window * STEP + ROWS + 1))
         random.Random(f"{writer}:{seq}").shuffle(ids)
-        return Sent(writer=writer, seq=seq, ids=array("i", ids))
-
-    def session(self) -> requests.Session:
-        session = requests.Session()
-        session.headers["Authorization"] = f"Bearer {self.token}"
-        session.headers["Content-Type"] = "application/json"
-        return session
+        return Sent(writer=writer, seq=seq, ids=ids)
 
     def call(
-        self,
-        session: requests.Session,
-        phase: Phase,
-        role: str,
-        query: str,
-        variables: dict[str, Any],
+        self, http: requests.Session, phase: Phase, role: str, query: str, variables: dict[str, Any]
     ) -> dict[str, Any] | None:
         """POST one GraphQL request; its data, or None (the failure is counted)."""
         body = orjson.dumps({"query": query, "variables": variables})
         started = time.perf_counter()
         try:
-            response = session.post(self.url, data=body, timeout=TIMEOUT)
+            response = http.post(self.url, data=body, timeout=TIMEOUT)
         except requests.RequestException as error:
             with self._lock:
                 phase.transport_errors += 1
             self.problems.add("transport", f"{role}: {type(error).__name__}: {error}")
             return None
-        elapsed = time.perf_counter() - started
         with self._lock:
-            phase.latencies[role].append(elapsed)
+            phase.latencies[role].append(time.perf_counter() - started)
             phase.statuses[response.status_code] += 1
         if response.status_code != 200:
             message = f"{role}: HTTP {response.status_code}: {response.text[:300]}"
@@ -316,31 +245,31 @@ class Soak:
 
     def record(self, sent: Sent, phase: Phase, result: dict[str, Any]) -> None:
         """Check a batch's report against what it sent, and keep both."""
-        where = f"batch {result.get('batchId')} (w{sent.writer} b{sent.seq})"
+        where, add = (
+            f"batch {result.get('batchId')} (w{sent.writer} b{sent.seq})",
+            self.problems.add,
+        )
         received, count = len(sent.ids), len(result["rejections"])
         if (result["table"], result["received"]) != ("HIRED_EMPLOYEES", received):
-            self.problems.add("reports", f"{where}: table/received {result['table']}, {received}")
+            add("reports", f"{where}: table/received {result['table']}, {received}")
         if result["inserted"] + count != received or result["rejected"] != count:
-            self.problems.add("reports", f"{where}: counts {result} do not add up")
+            add("reports", f"{where}: counts {result} do not add up")
         outcome: list[str | None] = [None] * received
         for rejection in result["rejections"]:
             index, codes = rejection["index"], ",".join(r["code"] for r in rejection["reasons"])
             if not 0 <= index < received or outcome[index] is not None:
-                self.problems.add("reports", f"{where}: index {index} out of range or repeated")
+                add("reports", f"{where}: index {index} out of range or repeated")
                 continue
             outcome[index] = sys.intern(codes)
             if rejection["id"] != sent.ids[index]:
-                self.problems.add(
-                    "reports", f"{where}: row {index} has id {sent.ids[index]}, not {rejection}"
-                )
-            expected = sent.expected_codes(index) or "duplicate"
+                add("reports", f"{where}: row {index} has id {sent.ids[index]}, not {rejection}")
+            expected = kind[2] if (kind := sent.bad(index)) else "duplicate"
             if codes != expected:
-                self.problems.add("reports", f"{where}: row {index}: {codes}, not {expected}")
+                add("reports", f"{where}: row {index}: {codes}, not {expected}")
         for index, codes in enumerate(outcome):
-            if codes is None and sent.bad(index) is not None:
-                self.problems.add("reports", f"{where}: invalid row {index} reported inserted")
-        sent.batch_id = uuid.UUID(result["batchId"]).hex
-        sent.outcome = outcome
+            if codes is None and sent.bad(index):
+                add("reports", f"{where}: invalid row {index} reported inserted")
+        sent.batch_id, sent.outcome = uuid.UUID(result["batchId"]).hex, outcome
         sent.inserted = result["inserted"]
         with self._lock:
             phase.batches.append(sent)
@@ -352,33 +281,32 @@ class Soak:
 
 
 def writer(soak: Soak, phase: Phase, number: int, deadline: Callable[[], float]) -> None:
-    with soak.session() as session:
+    with bench.session(soak.token) as http:
         while time.monotonic() < deadline():
             sent = soak.next_batch(number)
             rows = [sent.row(index) for index in range(len(sent.ids))]
-            data = soak.call(session, phase, "writer", MUTATION, {"rows": rows})
-            if data is not None:
+            if data := soak.call(http, phase, "writer", MUTATION, {"rows": rows}):
                 soak.record(sent, phase, data["insertBatch"])
 
 
 def reader(soak: Soak, phase: Phase, number: int, deadline: Callable[[], float]) -> None:
-    rng = random.Random(number)
-    log_after: str | None = None
-    with soak.session() as session:
+    """Half the time pages of employees, else the rejection log (30%) or a batch's log (20%)."""
+    rng, log_after = random.Random(number), None
+    with bench.session(soak.token) as http:
         while time.monotonic() < deadline():
             pick = rng.random()
             if pick < 0.5 or not soak.batches:
-                scan_employees(soak, phase, session, rng, deadline)
+                scan_employees(soak, phase, http, rng, deadline)
             elif pick < 0.8:
-                log_after = walk_log(soak, phase, session, log_after)
+                log_after = walk_log(soak, phase, http, log_after)
             else:
-                read_batch_log(soak, phase, session, rng.choice(soak.batches))
+                read_batch_log(soak, phase, http, rng.choice(soak.batches))
 
 
 def scan_employees(
     soak: Soak,
     phase: Phase,
-    session: requests.Session,
+    http: requests.Session,
     rng: random.Random,
     deadline: Callable[[], float],
 ) -> None:
@@ -387,76 +315,64 @@ def scan_employees(
     after, last = None, gte - 1
     for page in range(SCAN_PAGES):
         variables = {"after": after, "gte": gte, "count": page == 0}
-        data = soak.call(session, phase, "reader", EMPLOYEES, variables)
-        if data is None:
+        if (data := soak.call(http, phase, "reader", EMPLOYEES, variables)) is None:
             return
         connection = data["hiredEmployees"]
         for node in connection["nodes"]:
             if node["id"] <= last:
                 soak.problems.add("readers", f"hiredEmployees: id {node['id']} after {last}")
             last = node["id"]
-            check_node(soak, node)
+            match = _NAME.fullmatch(node["name"])
+            if match is None or int(match[3]) != node["id"]:
+                soak.problems.add("readers", f"hiredEmployees: a row no writer sent: {node}")
+                continue
+            name, moment, department, job = stored_row(int(match[1]), int(match[2]), node["id"])
+            seen = (
+                node["name"],
+                datetime.fromisoformat(node["datetime"]),
+                node["departmentId"],
+                node["jobId"],
+                node["department"]["id"],
+                node["job"]["id"],
+            )
+            if seen != (name, moment, department, job, department, job):
+                soak.problems.add("readers", f"hiredEmployees: a torn row: {node}")
         if not connection["pageInfo"]["hasNextPage"] or time.monotonic() >= deadline():
             return
         after = connection["pageInfo"]["endCursor"]
 
 
-def check_node(soak: Soak, node: dict[str, Any]) -> None:
-    """A node read is a whole row some batch sent: its name says which, the rest must match."""
-    match = _NAME.fullmatch(node["name"])
-    if match is None or int(match[3]) != node["id"]:
-        soak.problems.add("readers", f"hiredEmployees: a row no writer sent: {node}")
-        return
-    name, moment, department, job = stored_row(int(match[1]), int(match[2]), node["id"])
-    seen = (
-        node["name"],
-        datetime.fromisoformat(node["datetime"]),
-        node["departmentId"],
-        node["jobId"],
-        node["department"]["id"],
-        node["job"]["id"],
-    )
-    if seen != (name, moment, department, job, department, job):
-        soak.problems.add("readers", f"hiredEmployees: a torn row: {node}")
-
-
-def walk_log(soak: Soak, phase: Phase, session: requests.Session, after: str | None) -> str | None:
+def walk_log(soak: Soak, phase: Phase, http: requests.Session, after: str | None) -> str | None:
     """The next page of the rejection log; each entry of a known batch is as it reported."""
-    data = soak.call(session, phase, "reader", LOG, {"after": after})
-    if data is None:
+    if (data := soak.call(http, phase, "reader", LOG, {"after": after})) is None:
         return after
-    connection = data["rejections"]
     last = -1
-    for node in connection["nodes"]:
+    for node in data["rejections"]["nodes"]:
         if int(node["id"]) <= last:
             soak.problems.add("readers", f"rejections: entry {node['id']} after {last}")
         last = int(node["id"])
-        sent = soak.by_id.get(uuid.UUID(node["batchId"]).hex)
-        if sent is not None:
-            codes = ",".join(r["code"] for r in node["reasons"])
-            index = node["index"]
+        if sent := soak.by_id.get(uuid.UUID(node["batchId"]).hex):
+            index, codes = node["index"], ",".join(r["code"] for r in node["reasons"])
             reported = (sent.ids[index], sent.outcome[index]) if index < len(sent.ids) else None
             if (node["rowId"], codes) != reported:
                 soak.problems.add("readers", f"rejections: {node} is not {reported}")
-    page = connection["pageInfo"]
+    page = data["rejections"]["pageInfo"]
     return page["endCursor"] if page["hasNextPage"] else None
 
 
-def read_batch_log(soak: Soak, phase: Phase, session: requests.Session, sent: Sent) -> None:
+def read_batch_log(soak: Soak, phase: Phase, http: requests.Session, sent: Sent) -> None:
     """``rejections(batchId:)`` of a reported batch equals its report."""
     seen: dict[int, tuple[int, str]] = {}
     after = None
     while True:
         variables = {"batch": str(uuid.UUID(sent.batch_id)), "after": after}
-        data = soak.call(session, phase, "reader", BATCH_LOG, variables)
-        if data is None:
+        if (data := soak.call(http, phase, "reader", BATCH_LOG, variables)) is None:
             return
-        connection = data["rejections"]
-        for node in connection["nodes"]:
+        for node in data["rejections"]["nodes"]:
             seen[node["index"]] = (node["rowId"], ",".join(r["code"] for r in node["reasons"]))
-        if not connection["pageInfo"]["hasNextPage"]:
+        if not data["rejections"]["pageInfo"]["hasNextPage"]:
             break
-        after = connection["pageInfo"]["endCursor"]
+        after = data["rejections"]["pageInfo"]["endCursor"]
     reported = {i: (sent.ids[i], codes) for i, codes in sent.rejected().items()}
     if seen != reported:
         missing, extra = reported.keys() - seen.keys(), seen.keys() - reported.keys()
@@ -470,7 +386,7 @@ def read_batch_log(soak: Soak, phase: Phase, session: requests.Session, sent: Se
 def run_phase(soak: Soak, phase: Phase, seconds: float) -> None:
     """Start the phase's writers and readers together; stop them after ``seconds``."""
     end = [0.0]
-    barrier = threading.Barrier(phase.writers + phase.readers + 1)
+    barrier = threading.Barrier(WRITERS + phase.readers + 1)
     crashes: list[BaseException] = []
 
     def run(work: Callable[..., None], number: int) -> None:
@@ -480,7 +396,7 @@ def run_phase(soak: Soak, phase: Phase, seconds: float) -> None:
         except BaseException as error:
             crashes.append(error)
 
-    threads = [threading.Thread(target=run, args=(writer, n)) for n in range(phase.writers)]
+    threads = [threading.Thread(target=run, args=(writer, n)) for n in range(WRITERS)]
     threads += [threading.Thread(target=run, args=(reader, n)) for n in range(phase.readers)]
     for thread in threads:
         thread.start()
@@ -489,8 +405,7 @@ def run_phase(soak: Soak, phase: Phase, seconds: float) -> None:
     barrier.wait()
     for thread in threads:
         thread.join()
-    phase.seconds = time.monotonic() - started
-    phase.client_cpu = time.process_time() - cpu
+    phase.seconds, phase.client_cpu = time.monotonic() - started, time.process_time() - cpu
     if crashes:
         raise crashes[0]
 
@@ -511,8 +426,7 @@ def fetch(conn: Any, sql: str) -> Iterator[tuple[Any, ...]]:
 
 def as_utc(value: Any) -> datetime:
     """A timestamp from either database (SQLite keeps naive UTC text) as an aware UTC datetime."""
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
+    value = datetime.fromisoformat(value) if isinstance(value, str) else value
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
@@ -522,26 +436,19 @@ def as_json(value: Any) -> Any:
 
 def audit(db: str, soak: Soak) -> dict[str, int]:
     """Compare the tables with the reports; return what was counted."""
-    problems, batches = soak.problems, soak.batches
-    top = max((max(sent.ids) for sent in batches), default=0)
-    inserter = array("i", [-1]) * (top + 1)  # id -> the batch (index) that reported inserting it
-    valid_sent = bytearray(top + 1)
-    for number, sent in enumerate(batches):
-        bad = range((sent.writer + sent.seq) % INVALID_EVERY, len(sent.ids), INVALID_EVERY)
+    problems = soak.problems
+    inserter: dict[int, Sent] = {}  # id -> the batch that reported inserting it
+    valid_sent: set[int] = set()
+    for sent in soak.batches:
         for index, row_id in enumerate(sent.ids):
-            if index not in bad:
-                valid_sent[row_id] = 1
-            if sent.outcome[index] is None:
-                if inserter[row_id] != -1:
-                    other = batches[inserter[row_id]]
-                    problems.add(
-                        "stored-once",
-                        f"id {row_id} reported inserted by {other.batch_id} and {sent.batch_id}",
-                    )
-                else:
-                    inserter[row_id] = number
-
-    conn = connect(db)
+            if not sent.bad(index):
+                valid_sent.add(row_id)
+            if sent.outcome[index] is not None:
+                continue
+            if (other := inserter.setdefault(row_id, sent)) is not sent:
+                message = f"id {row_id} reported inserted by {other.batch_id} and {sent.batch_id}"
+                problems.add("stored-once", message)
+    conn = bench.connect(db)
     try:
         finished = audit_batches(conn, soak)
         stored = audit_employees(conn, soak, inserter, valid_sent)
@@ -550,27 +457,22 @@ def audit(db: str, soak: Soak) -> dict[str, int]:
         conn.close()
 
     duplicates = 0
-    for sent in batches:
-        for index, codes in enumerate(sent.outcome):
-            if codes != "duplicate":
-                continue
+    for sent in soak.batches:
+        for index in (i for i, codes in enumerate(sent.outcome) if codes == "duplicate"):
             duplicates += 1
-            row_id, first = sent.ids[index], inserter[sent.ids[index]]
+            row_id, first = sent.ids[index], inserter.get(sent.ids[index])
             where = f"batch {sent.batch_id} row {index} (id {row_id})"
-            if first == -1:
+            if first is None:
                 problems.add("duplicates", f"{where}: no batch reported inserting the id")
-            elif batches[first] is sent:
+            elif first is sent:
                 problems.add("duplicates", f"{where}: the batch also reported inserting it")
             else:
-                inserted_at = finished.get(batches[first].batch_id)
-                rejected_at = finished.get(sent.batch_id)
+                inserted_at, rejected_at = finished.get(first.batch_id), finished.get(sent.batch_id)
                 if inserted_at and rejected_at and not inserted_at < rejected_at:
-                    problems.add(
-                        "duplicates",
-                        f"{where}: {batches[first].batch_id} inserted it, finished later",
-                    )
+                    message = f"{where}: {first.batch_id} inserted it, finished later"
+                    problems.add("duplicates", message)
     return {
-        "valid ids sent": sum(valid_sent),
+        "valid ids sent": len(valid_sent),
         "ids stored": stored,
         "duplicate rejections": duplicates,
         "rejection log entries": logged,
@@ -578,20 +480,24 @@ def audit(db: str, soak: Soak) -> dict[str, int]:
 
 
 def audit_batches(conn: Any, soak: Soak) -> dict[str, datetime]:
-    """The ``batches`` table: one completed row per reported batch, with its counts."""
+    """``batches``: one completed row per reported batch, with its counts; when each finished."""
     finished: dict[str, datetime] = {}
     sql = (
         'SELECT id, source, "table", received, inserted, rejected, status, finished_at FROM batches'
     )
-    for batch_id, source, table, received, inserted, rejected, status, at in fetch(conn, sql):
+    for batch_id, *row, at in fetch(conn, sql):
         key = uuid.UUID(str(batch_id)).hex
-        sent = soak.by_id.get(key)
-        row = (source, table, received, inserted, rejected, status)
-        if sent is None:
+        if (sent := soak.by_id.get(key)) is None:
             soak.problems.add("batches", f"batch {key} {row}: no writer reported it")
             continue
-        expected = ("graphql", "hired_employees", len(sent.ids), sent.inserted)
-        expected += (len(sent.ids) - sent.inserted, "completed")
+        expected = [
+            "graphql",
+            "hired_employees",
+            len(sent.ids),
+            sent.inserted,
+            len(sent.ids) - sent.inserted,
+            "completed",
+        ]
         if row != expected:
             soak.problems.add("batches", f"batch {key}: {row}, reported {expected}")
         finished[key] = as_utc(at)
@@ -600,76 +506,59 @@ def audit_batches(conn: Any, soak: Soak) -> dict[str, datetime]:
     return finished
 
 
-def audit_employees(conn: Any, soak: Soak, inserter: array, valid_sent: bytearray) -> int:
+def audit_employees(conn: Any, soak: Soak, inserter: dict[int, Sent], valid_sent: set[int]) -> int:
     """``hired_employees``: exactly the ids reported inserted, each as its batch sent it."""
-    problems, batches = soak.problems, soak.batches
-    seen = bytearray(len(inserter))
-    stored = 0
+    seen = set()
     sql = "SELECT id, name, datetime, department_id, job_id FROM hired_employees"
     for row_id, name, moment, department, job in fetch(conn, sql):
-        stored += 1
-        if row_id >= len(inserter) or inserter[row_id] == -1:
-            problems.add("stored-once", f"id {row_id} ({name}) stored, no batch reported it")
+        seen.add(row_id)
+        if (sent := inserter.get(row_id)) is None:
+            soak.problems.add("stored-once", f"id {row_id} ({name}) stored, no batch reported it")
             continue
-        if seen[row_id]:
-            problems.add("stored-once", f"id {row_id} stored twice")
-        seen[row_id] = 1
-        sent = batches[inserter[row_id]]
         expected = stored_row(sent.writer, sent.seq, row_id)
         if (name, as_utc(moment), department, job) != expected:
-            problems.add(
+            soak.problems.add(
                 "stored-once",
-                f"id {row_id}: stored {(name, moment, department, job)}, batch {sent.batch_id} "
-                f"sent {expected}",
+                f"id {row_id}: stored {(name, moment, department, job)}, "
+                f"batch {sent.batch_id} sent {expected}",
             )
-    for row_id in range(len(inserter)):
-        if not seen[row_id] and (inserter[row_id] != -1 or valid_sent[row_id]):
-            problems.add("stored-once", f"id {row_id} (sent valid) is not stored")
-    return stored
+    for row_id in sorted((inserter.keys() | valid_sent) - seen):
+        soak.problems.add("stored-once", f"id {row_id} (sent valid) is not stored")
+    return len(seen)
 
 
 def audit_rejections(conn: Any, soak: Soak) -> int:
     """``rejections``: exactly the reported rejections, each with the raw row sent."""
-    logged: dict[str, bytearray] = {}
+    logged: set[tuple[str, int]] = set()
     count = 0
     sql = 'SELECT batch_id, source, "table", position, row_id, raw, reasons FROM rejections'
     for batch_id, source, table, index, row_id, raw, reasons in fetch(conn, sql):
         count += 1
         key = uuid.UUID(str(batch_id)).hex
-        sent = soak.by_id.get(key)
         where = f"rejection of batch {key} row {index}"
-        if sent is None:
+        if (sent := soak.by_id.get(key)) is None:
             soak.problems.add("rejection-log", f"{where}: no writer reported the batch")
             continue
-        marks = logged.setdefault(key, bytearray(len(sent.ids)))
         if not 0 <= index < len(sent.ids) or sent.outcome[index] is None:
             soak.problems.add("rejection-log", f"{where}: the batch did not report it rejected")
             continue
-        if marks[index]:
+        if (key, index) in logged:
             soak.problems.add("rejection-log", f"{where}: logged twice")
-        marks[index] = 1
+        logged.add((key, index))
         codes = ",".join(reason["code"] for reason in as_json(reasons))
+        sent_raw = {_COLUMNS.get(name, name): value for name, value in sent.row(index).items()}
         seen = (source, table, row_id, codes, as_json(raw))
-        expected = ("graphql", "hired_employees", sent.ids[index], sent.outcome[index])
-        expected += (sent.raw(index),)
+        expected = ("graphql", "hired_employees", sent.ids[index], sent.outcome[index], sent_raw)
         if seen != expected:
             soak.problems.add("rejection-log", f"{where}: {seen}, reported {expected}")
     for sent in soak.batches:
-        marks = logged.get(sent.batch_id, bytearray(len(sent.ids)))
-        missing = [i for i in sent.rejected() if not marks[i]]
-        if missing:
+        if missing := [i for i in sent.rejected() if (sent.batch_id, i) not in logged]:
             soak.problems.add(
                 "rejection-log",
-                f"batch {sent.batch_id}: {len(missing)} reported rejections not logged, "
-                f"rows {missing[:5]}",
+                f"batch {sent.batch_id}: {len(missing)} reported "
+                f"rejections not logged, rows {missing[:5]}",
             )
     return count
-
-
-def audit_server_log(log: Path, problems: Problems) -> None:
-    for line in log.read_text(errors="replace").splitlines():
-        if _SERVER_ERROR.search(line):
-            problems.add("server-log", line[:300])
 
 
 # --- report -----------------------------------------------------------------------------------
@@ -680,48 +569,40 @@ def figures(phase: Phase) -> dict[str, float]:
     return {
         "rows/s": phase.rows_stored / phase.seconds,
         "requests/s": phase.requests / phase.seconds,
-        "writer p50": median(writers) if writers else float("nan"),
-        "writer p99": p99(writers) if writers else float("nan"),
-        "reader p50": median(readers) if readers else float("nan"),
-        "reader p99": p99(readers) if readers else float("nan"),
+        "writer p50": bench.median(writers) if writers else float("nan"),
+        "writer p99": bench.p99(writers) if writers else float("nan"),
+        "reader p50": bench.median(readers) if readers else float("nan"),
+        "reader p99": bench.p99(readers) if readers else float("nan"),
     }
 
 
-def print_phases(phases: list[Phase]) -> None:
-    print()
+def print_phases(baseline: Phase, soaked: Phase) -> None:
     print(
-        f"{'phase':<9} {'writers':>7} {'readers':>7} {'seconds':>7} {'writer req':>10} "
+        f"\n{'phase':<9} {'writers':>7} {'readers':>7} {'seconds':>7} {'writer req':>10} "
         f"{'reader req':>10} {'req/s':>7} {'rows stored':>11} {'rows/s':>8}  "
         f"{'writer p50 / p99':<21}  {'reader p50 / p99':<21}  client CPU"
     )
-    for phase in phases:
-        f = figures(phase)
-        readers = (
-            f"{ms(f['reader p50'])} / {ms(f['reader p99'])}" if phase.latencies["reader"] else "-"
-        )
+    for phase in (baseline, soaked):
+        f, ms = figures(phase), bench.ms
+        readers = f"{ms(f['reader p50'])} / {ms(f['reader p99'])}" if phase.readers else "-"
         print(
-            f"{phase.name:<9} {phase.writers:>7} {phase.readers:>7} {phase.seconds:>7.1f} "
+            f"{phase.name:<9} {WRITERS:>7} {phase.readers:>7} {phase.seconds:>7.1f} "
             f"{len(phase.latencies['writer']):>10,} {len(phase.latencies['reader']):>10,} "
             f"{f['requests/s']:>7.1f} {phase.rows_stored:>11,} {f['rows/s']:>8,.0f}  "
             f"{ms(f['writer p50']) + ' / ' + ms(f['writer p99']):<21}  {readers:<21}  "
             f"{phase.client_cpu / phase.seconds:.0%} of a CPU"
         )
-
-
-def print_ratio(baseline: Phase, soak: Phase) -> None:
-    b, s = figures(baseline), figures(soak)
+    b, s = figures(baseline), figures(soaked)
     print(
-        f"soak vs baseline (the same {soak.writers} writers, no readers, "
-        f"{baseline.seconds:.1f} s just before): rows/s {s['rows/s']:,.0f} vs "
-        f"{b['rows/s']:,.0f} = {s['rows/s'] / b['rows/s']:.2f}x; writer p50 "
-        f"{ms(s['writer p50'])} vs {ms(b['writer p50'])} = "
-        f"{s['writer p50'] / b['writer p50']:.2f}x"
+        f"soak vs baseline (the same {WRITERS} writers, no readers, {baseline.seconds:.1f} s "
+        f"just before): rows/s {s['rows/s']:,.0f} vs {b['rows/s']:,.0f} = "
+        f"{s['rows/s'] / b['rows/s']:.2f}x; writer p50 {bench.ms(s['writer p50'])} vs "
+        f"{bench.ms(b['writer p50'])} = {s['writer p50'] / b['writer p50']:.2f}x"
     )
 
 
 def print_checks(problems: Problems, counted: dict[str, int], statuses: Counter[int]) -> bool:
-    print()
-    print("counted: " + ", ".join(f"{name} {value:,}" for name, value in counted.items()))
+    print("\ncounted: " + ", ".join(f"{name} {value:,}" for name, value in counted.items()))
     print("HTTP statuses: " + ", ".join(f"{code}: {n:,}" for code, n in sorted(statuses.items())))
     print("checks:")
     for key, text in CHECKS.items():
@@ -734,87 +615,52 @@ def print_checks(problems: Problems, counted: dict[str, int], statuses: Counter[
     return failed == 0
 
 
-# --- main -------------------------------------------------------------------------------------
-
-
-def parse_args() -> argparse.Namespace:
+def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=60, help="the soak's length")
-    parser.add_argument("--writers", type=int, default=4, help="insertBatch clients")
-    parser.add_argument("--readers", type=int, default=4, help="reading clients")
-    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
-    parser.add_argument(
-        "--baseline-seconds",
-        type=float,
-        help="the baseline's length (writers only): default seconds/6, between 2 and 10",
-    )
     parser.add_argument(
         "--database-url",
-        default=DEFAULT_URL,
-        help=f"PostgreSQL or sqlite:/// URL, dropped and created again (default {DEFAULT_URL})",
+        default=bench.database("soak"),
+        help="a PostgreSQL database name or URL, or a sqlite:/// URL",
     )
-    parser.add_argument("--keep", action="store_true", help="keep the database at the end")
     args = parser.parse_args()
-    config = dj_database_url.parse(args.database_url)
-    if "soak" not in Path(config["NAME"] or "").name:
-        parser.error("the database is dropped and created again: its name must contain 'soak'")
-    if is_sqlite(args.database_url):  # a relative path is the caller's, not the server's
-        args.database_url = f"sqlite:///{Path(config['NAME']).resolve()}"
-    if args.writers < 1 or args.readers < 0 or args.seconds <= 0:
-        parser.error("at least 1 writer, 0 or more readers, and a positive --seconds")
-    if args.baseline_seconds is None:
-        args.baseline_seconds = min(10.0, max(2.0, args.seconds / 6))
-    return args
-
-
-def main() -> int:
-    args = parse_args()
     db = args.database_url
-    engine = "SQLite" if is_sqlite(db) else "PostgreSQL"
-    print_header(
-        f"soak: {args.writers} writers (overlapping ids) + {args.readers} readers, "
-        f"{args.seconds:g} s, gunicorn -w {args.workers}, {engine}",
-        db,
-    )
-    clock = time.monotonic()
-    prepare_database(db)
-    print(f"database, migrated, with departments and jobs: {time.monotonic() - clock:.1f} s")
-    sys.stdout.flush()
-
-    warm_up = Phase("warm-up", args.writers, args.readers)
-    baseline = Phase("baseline", args.writers, 0)
-    soaked = Phase("soak", args.writers, args.readers)
-    with tempfile.TemporaryDirectory(prefix="soak-") as tmp, ThreadPoolExecutor(1) as pool:
+    if "soak" not in Path(urlsplit(db).path).name:
+        parser.error("the database is dropped and created again: its name must contain 'soak'")
+    engine = "SQLite" if bench.is_sqlite(db) else "PostgreSQL"
+    title = f"soak: {WRITERS} writers (overlapping ids) + {READERS} readers, {args.seconds:g} s"
+    with bench.run(f"{title}, gunicorn -w 2, {engine}", db):
         clock = time.monotonic()
-        token = pool.submit(create_token, db, "soak", "admin")  # while gunicorn boots
-        log = Path(tmp) / "gunicorn.log"
-        with gunicorn(db, args.workers, env={"LOG_LEVEL": "ERROR"}, log_path=log) as url:
-            soak = Soak(url, token.result())
-            print(f"token and gunicorn up: {time.monotonic() - clock:.1f} s")
-            sys.stdout.flush()
-            run_phase(soak, warm_up, WARM_UP_SECONDS)  # each worker's first requests are slow
-            run_phase(soak, baseline, args.baseline_seconds)
-            run_phase(soak, soaked, args.seconds)
-        clock = time.monotonic()
-        audit_server_log(log, soak.problems)
-        counted = audit(db, soak)
+        bench.prepare_database(db)
+        print(f"database, migrated, with departments and jobs: {time.monotonic() - clock:.1f} s")
+        phases = [Phase("warm-up", READERS), Phase("baseline", 0), Phase("soak", READERS)]
+        seconds = [WARM_UP_SECONDS, min(10.0, max(2.0, args.seconds / 6)), args.seconds]
+        with tempfile.TemporaryDirectory(prefix="soak-") as tmp, ThreadPoolExecutor(1) as pool:
+            clock, log = time.monotonic(), Path(tmp) / "gunicorn.log"
+            token = pool.submit(bench.create_token, db, "soak", "admin")  # while gunicorn boots
+            with bench.gunicorn(db, log=log, LOG_LEVEL="ERROR") as url:  # a WARNING per rejection
+                soak = Soak(url, token.result())
+                print(f"token and gunicorn up: {time.monotonic() - clock:.1f} s", flush=True)
+                for phase, length in zip(phases, seconds, strict=True):
+                    run_phase(soak, phase, length)  # warm-up: each worker's first requests are slow
+            clock = time.monotonic()
+            for line in log.read_text(errors="replace").splitlines():
+                if _SERVER_ERROR.search(line):
+                    soak.problems.add("server-log", line[:300])
+            counted = audit(db, soak)
 
-    print_phases([baseline, soaked])
-    print(
-        f"(before them, {warm_up.seconds:.1f} s of warm-up with the soak's clients: "
-        f"{warm_up.requests} requests, {warm_up.rows_stored:,} rows stored, audited too)"
-    )
-    print_ratio(baseline, soaked)
-    statuses = warm_up.statuses + baseline.statuses + soaked.statuses
-    ok = print_checks(soak.problems, counted, statuses)
-    print(f"audit (after the server stopped): {time.monotonic() - clock:.1f} s")
-    if ok and not args.keep:
-        remove_database(db)
-    else:
-        print(f"database kept: {db}")
-    print_load()
-    return 0 if ok else 1
+        warm_up, baseline, soaked = phases
+        print_phases(baseline, soaked)
+        print(
+            f"(before them, {warm_up.seconds:.1f} s of warm-up with the soak's clients: "
+            f"{warm_up.requests} requests, {warm_up.rows_stored:,} rows stored, audited too)"
+        )
+        statuses = sum((phase.statuses for phase in phases), Counter())
+        ok = print_checks(soak.problems, counted, statuses)
+        print(f"audit (after the server stopped): {time.monotonic() - clock:.1f} s")
+        if not ok:
+            raise SystemExit(1)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
@@ -79,19 +79,19 @@ def record_batch(
     arrival: Arrival,
     *,
     raws: Sequence[Any],
-    clean_ids: dict[int, int],
+    checked_valid: Mapping[int, Mapping[str, Any]],
     reasons: dict[int, list[Reason]],
     waits: dict[int, list[Wait]],
     stored: list[int],
 ) -> Recorded:
     """Write the batch's ``Batch`` row, resolve the log entries of the ids it ``stored``, and
     log each rejected row once (``reasons``, by index), parking those that only wait for
-    references (``waits``). A row the rules passed is logged with its clean id
-    (``clean_ids``), any other with the id it claimed, if any."""
+    references (``waits``). A row the rules passed (``checked_valid``) is logged with its
+    clean id, any other with the id it claimed, if any."""
     rejections = [
         RejectedRow(
             arrival.positions[i],
-            clean_ids[i] if i in clean_ids else claimed_id(raws[i]),
+            checked_valid[i]["id"] if i in checked_valid else claimed_id(raws[i]),
             arrival.originals[i],
             reasons[i],
         )

@@ -101,10 +101,9 @@ def _ingest(checked: CheckedRows, arrival: Arrival) -> IngestResult:
         # 4. The bulk write, skipping (and rejecting) ids that exist already.
         stored = _write(checked, verdicts, atomic=arrival.atomic)
         # 5. The audit: the batch, the rejection log, and replay once this commits.
-        clean_ids = {index: row["id"] for index, row in checked.valid.items()}
         recorded = audit.record_batch(
-            spec, arrival, raws=checked.raws, clean_ids=clean_ids, reasons=verdicts.reasons,
-            waits=waits, stored=stored,
+            spec, arrival, raws=checked.raws, checked_valid=checked.valid,
+            reasons=verdicts.reasons, waits=waits, stored=stored,
         )  # fmt: skip
         arrived = stored if spec.name in dictionary.REFERENCED else []
         if recorded.parked or arrived:

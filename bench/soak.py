@@ -1,19 +1,15 @@
 """Soak: writers with overlapping ids and readers against gunicorn, then an audit of every row.
 
-Run: ``.venv/bin/python bench/soak.py`` (``--seconds N``, default 60; PostgreSQL database
-``roster_bench_soak``). On SQLite: ``--database-url sqlite:////tmp/soak/roster_soak.sqlite3``.
-The database is dropped and created again, so its name must contain ``soak``.
+Run: ``.venv/bin/python bench/soak.py`` (``--seconds N``, default 60; ``--database-url``, default
+PostgreSQL ``roster_bench_soak``, or ``sqlite:////tmp/soak/roster_soak.sqlite3``). The database
+is dropped and created again, so its name must contain ``soak``.
 
-4 writers send ``insertBatch`` mutations of 1000 rows. Batch k takes the ids ``500k+1 ..
-500k+1000``, shuffled, so each id is sent by two batches, most often at once; 1 row in 20 is
-invalid; a row's name says which writer and batch sent it (``Soak w2 b17 #1234``). 4 readers
-page ``hiredEmployees``, walk the rejection log, and read reported batches' logs. Once gunicorn
-has stopped, each of ``CHECKS`` is printed PASS or FAIL (exit 1 and the database kept if one
-fails).
-
-Baseline, measured in the same run just before the soak (after 1 s of warm-up at the soak's
-load): the same writers with no readers, for a sixth of the soak (2 to 10 s). The soak's rows/s
-(valid rows stored per second) and writer latency are printed beside it, with the ratios.
+4 writers send ``insertBatch`` batches of 1000 rows: batch k takes the ids ``500k+1 .. 500k+1000``
+shuffled, so each id is in two batches, most often at once; 1 row in 20 is invalid; a row's name
+says which writer and batch sent it (``Soak w2 b17 #1234``). 4 readers page ``hiredEmployees``,
+the rejection log and batches' logs. Once gunicorn has stopped, each of ``CHECKS`` prints PASS or
+FAIL (a failure exits 1 and keeps the database). Baseline, just before the soak in the same run
+(after 1 s of warm-up): the same writers with no readers, for a sixth of the soak (2 to 10 s).
 """
 
 from __future__ import annotations
@@ -28,7 +24,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Set
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
@@ -41,8 +37,7 @@ import orjson
 import requests
 
 WRITERS = READERS = 4
-ROWS = 1000  # rows per batch
-STEP = 500  # batch k starts at id STEP * k + 1: each id is in two batches
+ROWS, STEP = 1000, 500  # rows per batch; batch k starts at id STEP * k + 1: each id in two
 INVALID_EVERY = 20
 SCAN_PAGES = 3  # of 100 rows
 WARM_UP_SECONDS = 1.0
@@ -69,6 +64,12 @@ BATCH_LOG = (
     "nodes { index rowId reasons { code } } } }"
 )
 
+BATCHES_SQL = (
+    'SELECT id, source, "table", received, inserted, rejected, status, finished_at FROM batches'
+)
+ROWS_SQL = "SELECT id, name, datetime, department_id, job_id FROM hired_employees"
+LOG_SQL = 'SELECT batch_id, position, source, "table", row_id, reasons, raw FROM rejections'
+
 # Every check, by the key it is printed with: tests/test_soak.py parses these lines.
 CHECKS = {
     "5xx": "no 5xx responses",
@@ -90,29 +91,28 @@ _BAD = [  # the kinds of invalid row, in turn: GraphQL field, value, expected re
     ("jobId", 9999, "unknown_reference"),
     ("name", "   ", "required"),
 ]
+_SPELLINGS: tuple[Callable[[datetime], str], ...] = (  # writer w's datetimes: _SPELLINGS[w % 4]
+    lambda moment: moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
+    lambda moment: moment.astimezone(timezone(timedelta(hours=-5))).isoformat(),
+    lambda moment: moment.strftime("%Y-%m-%d %H:%M:%S"),
+    lambda moment: moment.replace(tzinfo=None).isoformat(),
+)
 _COLUMNS = {"departmentId": "department_id", "jobId": "job_id"}  # the rejection log's names
 _NAME = re.compile(r"Soak w(\d+) b(\d+) #(\d+)")
 _SERVER_ERROR = re.compile(r"\[(ERROR|CRITICAL)\]|\"level\": \"(ERROR|CRITICAL)\"|Traceback")
 
 
 def stored_row(writer: int, seq: int, row_id: int) -> tuple[str, datetime, int, int]:
-    """The valid row writer ``writer`` sends for ``row_id`` in its batch ``seq``, as stored:
-    name, datetime (UTC), department, job. Each part depends on the writer or the batch."""
+    """The valid row ``row_id`` of writer ``writer``'s batch ``seq`` as stored: name, UTC
+    datetime, department, job. Each part depends on the writer or the batch, so a row stored
+    from the wrong batch, or torn between two, shows."""
     moment = _EPOCH + timedelta(minutes=row_id, seconds=(7 * seq + writer) % 60)
     department, job = 1 + (row_id + writer) % 12, 1 + (row_id + seq) % 183
     return f"Soak w{writer} b{seq} #{row_id}", moment, department, job
 
 
-def datetime_text(writer: int, moment: datetime) -> str:
-    """``moment`` as writer ``writer`` spells it: Z, an offset, no zone with a space or a T."""
-    style = writer % 4
-    if style == 0:
-        return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
-    if style == 1:
-        return moment.astimezone(timezone(timedelta(hours=-5))).isoformat()
-    if style == 2:
-        return moment.strftime("%Y-%m-%d %H:%M:%S")
-    return moment.replace(tzinfo=None).isoformat()
+def codes(reasons: list[dict[str, Any]]) -> str:
+    return ",".join(reason["code"] for reason in reasons)
 
 
 @dataclass
@@ -123,97 +123,81 @@ class Sent:
     seq: int
     ids: list[int]  # in the order sent
     batch_id: str = ""  # uuid hex
-    outcome: list[str | None] = field(default_factory=list)
-    """Per row: None if reported inserted, else its reason codes joined by commas."""
+    outcome: list[str | None] = field(default_factory=list)  # per row: None (inserted) or codes
     inserted: int = 0
 
     def bad(self, index: int) -> tuple[str, Any, str] | None:
-        """The kind of invalid row at ``index`` (field, value, code), or None for a valid row."""
+        """How row ``index`` is invalid (field, value, expected code); None for a valid row."""
         if index % INVALID_EVERY != (self.writer + self.seq) % INVALID_EVERY:
             return None
         return _BAD[(index // INVALID_EVERY) % len(_BAD)]
 
     def row(self, index: int) -> dict[str, Any]:
-        """The row at ``index`` as sent, with GraphQL's field names."""
-        row_id = self.ids[index]
-        name, moment, department, job = stored_row(self.writer, self.seq, row_id)
-        row = {
-            "id": row_id,
-            "name": name,
-            "datetime": datetime_text(self.writer, moment),
-            "departmentId": department,
-            "jobId": job,
-        }
+        """Row ``index`` as sent, with GraphQL's field names."""
+        name, moment, department, job = stored_row(self.writer, self.seq, self.ids[index])
+        row = {"id": self.ids[index], "name": name, "departmentId": department, "jobId": job}
+        row["datetime"] = _SPELLINGS[self.writer % 4](moment)
         if kind := self.bad(index):
             row[kind[0]] = kind[1]
         return row
 
-    def rejected(self) -> dict[int, str]:
-        """The reported rejections: index -> reason codes."""
-        return {i: codes for i, codes in enumerate(self.outcome) if codes is not None}
+    def batch_row(self) -> list[Any]:
+        """Its row in ``batches``, as reported (id and finish time aside)."""
+        rejected = ROWS - self.inserted
+        return ["graphql", "hired_employees", ROWS, self.inserted, rejected, "completed"]
 
-
-class Problems:
-    """Failures per check: how many, and the first few in full."""
-
-    def __init__(self) -> None:
-        self.count: Counter[str] = Counter()
-        self.examples: dict[str, list[str]] = {}
-        self._lock = threading.Lock()
-
-    def add(self, check: str, message: str) -> None:
-        with self._lock:
-            self.count[check] += 1
-            if len(shown := self.examples.setdefault(check, [])) < EXAMPLES:
-                shown.append(message)
+    def log_entry(self, index: int) -> tuple[Any, ...]:
+        """Row ``index``'s entry in ``rejections``: source, table, id, codes, the raw row sent."""
+        raw = {_COLUMNS.get(name, name): value for name, value in self.row(index).items()}
+        return ("graphql", "hired_employees", self.ids[index], self.outcome[index], raw)
 
 
 @dataclass
 class Phase:
-    """One timed phase: its requests, their latencies, and what its writers stored."""
+    """One timed phase: its requests' latencies and statuses, the rows its writers stored."""
 
     name: str
     readers: int
     latencies: dict[str, list[float]] = field(default_factory=lambda: {"writer": [], "reader": []})
     statuses: Counter[int] = field(default_factory=Counter)
     transport_errors: int = 0
+    rows_stored: int = 0
+    end: float = 0.0  # time.monotonic() at which its clients stop
     seconds: float = 0.0
-    client_cpu: float = 0.0  # seconds of CPU this process (the clients) used in the phase
-    batches: list[Sent] = field(default_factory=list)
+    client_cpu: float = 0.0  # CPU seconds this process (the clients) used in the phase
 
     @property
     def requests(self) -> int:
-        return sum(len(samples) for samples in self.latencies.values()) + self.transport_errors
-
-    @property
-    def rows_stored(self) -> int:
-        return sum(sent.inserted for sent in self.batches)
+        return sum(map(len, self.latencies.values())) + self.transport_errors
 
 
 class Soak:
-    """The shared state of a run: the server, the batches so far, the problems found."""
+    """A run's shared state: the server, the batches reported so far, the problems found."""
 
     def __init__(self, url: str, token: str) -> None:
         self.url, self.token = url, token
-        self.problems = Problems()
+        self.problems: Counter[str] = Counter()
+        self.examples: dict[str, list[str]] = {key: [] for key in CHECKS}
         self.batches: list[Sent] = []
-        self.by_id: dict[str, Sent] = {}
-        self._windows = 0
-        self._seqs: Counter[int] = Counter()
-        self._lock = threading.Lock()
+        self.by_id: dict[str, Sent] = {}  # batch id (hex) -> its batch
+        self.windows, self.seqs = 0, Counter[int]()
+        self.lock = threading.Lock()
 
-    def highest_id(self) -> int:
-        return self._windows * STEP + ROWS
+    def fail(self, check: str, message: str) -> None:
+        """Count a problem of ``check``; keep the first few in full."""
+        with self.lock:
+            self.problems[check] += 1
+            if len(self.examples[check]) < EXAMPLES:
+                self.examples[check].append(message)
 
     def next_batch(self, writer: int) -> Sent:
         """The next window of ids, shuffled, for writer ``writer``."""
-        with self._lock:
-            window, seq = self._windows, self._seqs[writer]
-            self._windows += 1
-            self._seqs[writer] += 1
+        with self.lock:
+            window, seq = self.windows, self.seqs[writer]
+            self.windows, self.seqs[writer] = window + 1, seq + 1
         ids = list(range(window * STEP + 1, window * STEP + ROWS + 1))
         random.Random(f"{writer}:{seq}").shuffle(ids)
-        return Sent(writer=writer, seq=seq, ids=ids)
+        return Sent(writer, seq, ids)
 
     def call(
         self, http: requests.Session, phase: Phase, role: str, query: str, variables: dict[str, Any]
@@ -224,55 +208,47 @@ class Soak:
         try:
             response = http.post(self.url, data=body, timeout=TIMEOUT)
         except requests.RequestException as error:
-            with self._lock:
+            with self.lock:
                 phase.transport_errors += 1
-            self.problems.add("transport", f"{role}: {type(error).__name__}: {error}")
+            self.fail("transport", f"{role}: {type(error).__name__}: {error}")
             return None
-        with self._lock:
+        with self.lock:
             phase.latencies[role].append(time.perf_counter() - started)
             phase.statuses[response.status_code] += 1
         if response.status_code != 200:
             message = f"{role}: HTTP {response.status_code}: {response.text[:300]}"
             if response.status_code >= 500:
-                self.problems.add("5xx", message)
-            self.problems.add("answers", message)
+                self.fail("5xx", message)
+            self.fail("answers", message)
             return None
         answer = orjson.loads(response.content)
         if answer.get("errors") or not answer.get("data"):
-            self.problems.add("answers", f"{role}: {str(answer)[:300]}")
+            self.fail("answers", f"{role}: {str(answer)[:300]}")
             return None
         return answer["data"]
 
     def record(self, sent: Sent, phase: Phase, result: dict[str, Any]) -> None:
-        """Check a batch's report against what it sent, and keep both."""
-        where, add = (
-            f"batch {result.get('batchId')} (w{sent.writer} b{sent.seq})",
-            self.problems.add,
-        )
-        received, count = len(sent.ids), len(result["rejections"])
-        if (result["table"], result["received"]) != ("HIRED_EMPLOYEES", received):
-            add("reports", f"{where}: table/received {result['table']}, {received}")
-        if result["inserted"] + count != received or result["rejected"] != count:
-            add("reports", f"{where}: counts {result} do not add up")
-        outcome: list[str | None] = [None] * received
+        """Check a batch's report against what it sent, and keep both. An invalid row must be
+        rejected for its fault, a valid one inserted or rejected as a duplicate."""
+        where, count = f"batch {result.get('batchId')} (w{sent.writer} b{sent.seq})", 0
+        summary = [result[key] for key in ("table", "received", "inserted", "rejected")]
+        outcome: list[str | None] = [None] * ROWS
         for rejection in result["rejections"]:
-            index, codes = rejection["index"], ",".join(r["code"] for r in rejection["reasons"])
-            if not 0 <= index < received or outcome[index] is not None:
-                add("reports", f"{where}: index {index} out of range or repeated")
-                continue
-            outcome[index] = sys.intern(codes)
-            if rejection["id"] != sent.ids[index]:
-                add("reports", f"{where}: row {index} has id {sent.ids[index]}, not {rejection}")
-            expected = kind[2] if (kind := sent.bad(index)) else "duplicate"
-            if codes != expected:
-                add("reports", f"{where}: row {index}: {codes}, not {expected}")
-        for index, codes in enumerate(outcome):
-            if codes is None and sent.bad(index):
-                add("reports", f"{where}: invalid row {index} reported inserted")
+            index, count = rejection["index"], count + 1
+            if 0 <= index < ROWS and outcome[index] is None and rejection["id"] == sent.ids[index]:
+                outcome[index] = sys.intern(codes(rejection["reasons"]))
+            else:
+                self.fail("reports", f"{where}: out of range, repeated or not as sent: {rejection}")
+        if summary != ["HIRED_EMPLOYEES", ROWS, ROWS - count, count]:
+            self.fail("reports", f"{where}: {summary} does not add up to {count} rejections")
+        for index, got in enumerate(outcome):
+            kind = sent.bad(index)
+            if (got != kind[2]) if kind else (got not in (None, "duplicate")):
+                self.fail("reports", f"{where}: row {index} ({kind or 'valid'}) reported {got}")
         sent.batch_id, sent.outcome = uuid.UUID(result["batchId"]).hex, outcome
         sent.inserted = result["inserted"]
-        with self._lock:
-            phase.batches.append(sent)
+        with self.lock:
+            phase.rows_stored += sent.inserted
             self.batches.append(sent)
             self.by_id[sent.batch_id] = sent
 
@@ -280,66 +256,54 @@ class Soak:
 # --- writers and readers ----------------------------------------------------------------------
 
 
-def writer(soak: Soak, phase: Phase, number: int, deadline: Callable[[], float]) -> None:
+def writer(soak: Soak, phase: Phase, number: int) -> None:
     with bench.session(soak.token) as http:
-        while time.monotonic() < deadline():
+        while time.monotonic() < phase.end:
             sent = soak.next_batch(number)
-            rows = [sent.row(index) for index in range(len(sent.ids))]
+            rows = [sent.row(index) for index in range(ROWS)]
             if data := soak.call(http, phase, "writer", MUTATION, {"rows": rows}):
                 soak.record(sent, phase, data["insertBatch"])
 
 
-def reader(soak: Soak, phase: Phase, number: int, deadline: Callable[[], float]) -> None:
+def reader(soak: Soak, phase: Phase, number: int) -> None:
     """Half the time pages of employees, else the rejection log (30%) or a batch's log (20%)."""
     rng, log_after = random.Random(number), None
     with bench.session(soak.token) as http:
-        while time.monotonic() < deadline():
+        while time.monotonic() < phase.end:
             pick = rng.random()
             if pick < 0.5 or not soak.batches:
-                scan_employees(soak, phase, http, rng, deadline)
+                scan_employees(soak, phase, http, rng)
             elif pick < 0.8:
                 log_after = walk_log(soak, phase, http, log_after)
             else:
                 read_batch_log(soak, phase, http, rng.choice(soak.batches))
 
 
-def scan_employees(
-    soak: Soak,
-    phase: Phase,
-    http: requests.Session,
-    rng: random.Random,
-    deadline: Callable[[], float],
-) -> None:
+def scan_employees(soak: Soak, phase: Phase, http: requests.Session, rng: random.Random) -> None:
     """Up to 3 pages of hiredEmployees from a random id: ids ascending, each row whole."""
-    gte = rng.randint(1, soak.highest_id())
+    gte = rng.randint(1, soak.windows * STEP + ROWS)
     after, last = None, gte - 1
     for page in range(SCAN_PAGES):
         variables = {"after": after, "gte": gte, "count": page == 0}
         if (data := soak.call(http, phase, "reader", EMPLOYEES, variables)) is None:
             return
-        connection = data["hiredEmployees"]
-        for node in connection["nodes"]:
+        for node in data["hiredEmployees"]["nodes"]:
             if node["id"] <= last:
-                soak.problems.add("readers", f"hiredEmployees: id {node['id']} after {last}")
+                soak.fail("readers", f"hiredEmployees: id {node['id']} after {last}")
             last = node["id"]
             match = _NAME.fullmatch(node["name"])
             if match is None or int(match[3]) != node["id"]:
-                soak.problems.add("readers", f"hiredEmployees: a row no writer sent: {node}")
+                soak.fail("readers", f"hiredEmployees: a row no writer sent: {node}")
                 continue
             name, moment, department, job = stored_row(int(match[1]), int(match[2]), node["id"])
-            seen = (
-                node["name"],
-                datetime.fromisoformat(node["datetime"]),
-                node["departmentId"],
-                node["jobId"],
-                node["department"]["id"],
-                node["job"]["id"],
-            )
+            seen = (node["name"], datetime.fromisoformat(node["datetime"]), node["departmentId"])
+            seen += (node["jobId"], node["department"]["id"], node["job"]["id"])
             if seen != (name, moment, department, job, department, job):
-                soak.problems.add("readers", f"hiredEmployees: a torn row: {node}")
-        if not connection["pageInfo"]["hasNextPage"] or time.monotonic() >= deadline():
+                soak.fail("readers", f"hiredEmployees: a torn row: {node}")
+        page_info = data["hiredEmployees"]["pageInfo"]
+        if not page_info["hasNextPage"] or time.monotonic() >= phase.end:
             return
-        after = connection["pageInfo"]["endCursor"]
+        after = page_info["endCursor"]
 
 
 def walk_log(soak: Soak, phase: Phase, http: requests.Session, after: str | None) -> str | None:
@@ -349,79 +313,59 @@ def walk_log(soak: Soak, phase: Phase, http: requests.Session, after: str | None
     last = -1
     for node in data["rejections"]["nodes"]:
         if int(node["id"]) <= last:
-            soak.problems.add("readers", f"rejections: entry {node['id']} after {last}")
+            soak.fail("readers", f"rejections: entry {node['id']} after {last}")
         last = int(node["id"])
         if sent := soak.by_id.get(uuid.UUID(node["batchId"]).hex):
-            index, codes = node["index"], ",".join(r["code"] for r in node["reasons"])
-            reported = (sent.ids[index], sent.outcome[index]) if index < len(sent.ids) else None
-            if (node["rowId"], codes) != reported:
-                soak.problems.add("readers", f"rejections: {node} is not {reported}")
-    page = data["rejections"]["pageInfo"]
-    return page["endCursor"] if page["hasNextPage"] else None
+            index = node["index"]
+            reported = (sent.ids[index], sent.outcome[index]) if index < ROWS else None
+            if (node["rowId"], codes(node["reasons"])) != reported:
+                soak.fail("readers", f"rejections: {node} is not {reported}")
+    page_info = data["rejections"]["pageInfo"]
+    return page_info["endCursor"] if page_info["hasNextPage"] else None
 
 
 def read_batch_log(soak: Soak, phase: Phase, http: requests.Session, sent: Sent) -> None:
     """``rejections(batchId:)`` of a reported batch equals its report."""
     seen: dict[int, tuple[int, str]] = {}
-    after = None
+    variables = {"batch": str(uuid.UUID(sent.batch_id)), "after": None}
     while True:
-        variables = {"batch": str(uuid.UUID(sent.batch_id)), "after": after}
         if (data := soak.call(http, phase, "reader", BATCH_LOG, variables)) is None:
             return
         for node in data["rejections"]["nodes"]:
-            seen[node["index"]] = (node["rowId"], ",".join(r["code"] for r in node["reasons"]))
+            seen[node["index"]] = (node["rowId"], codes(node["reasons"]))
         if not data["rejections"]["pageInfo"]["hasNextPage"]:
             break
-        after = data["rejections"]["pageInfo"]["endCursor"]
-    reported = {i: (sent.ids[i], codes) for i, codes in sent.rejected().items()}
+        variables["after"] = data["rejections"]["pageInfo"]["endCursor"]
+    reported = {i: (sent.ids[i], got) for i, got in enumerate(sent.outcome) if got is not None}
     if seen != reported:
-        missing, extra = reported.keys() - seen.keys(), seen.keys() - reported.keys()
-        soak.problems.add(
-            "readers",
-            f"batch {sent.batch_id}: log differs from the report "
-            f"({len(missing)} missing, {len(extra)} extra, {len(seen)} read)",
-        )
+        missing, extra = len(reported.keys() - seen.keys()), len(seen.keys() - reported.keys())
+        message = f"{missing} missing, {extra} extra, {len(seen)} read"
+        soak.fail("readers", f"batch {sent.batch_id}: log differs from the report ({message})")
 
 
 def run_phase(soak: Soak, phase: Phase, seconds: float) -> None:
-    """Start the phase's writers and readers together; stop them after ``seconds``."""
-    end = [0.0]
-    barrier = threading.Barrier(WRITERS + phase.readers + 1)
-    crashes: list[BaseException] = []
-
-    def run(work: Callable[..., None], number: int) -> None:
-        barrier.wait()
-        try:
-            work(soak, phase, number, lambda: end[0])
-        except BaseException as error:
-            crashes.append(error)
-
-    threads = [threading.Thread(target=run, args=(writer, n)) for n in range(WRITERS)]
-    threads += [threading.Thread(target=run, args=(reader, n)) for n in range(phase.readers)]
-    for thread in threads:
-        thread.start()
+    """Run the phase's writers and readers together for ``seconds``; re-raise any crash."""
     started, cpu = time.monotonic(), time.process_time()
-    end[0] = started + seconds
-    barrier.wait()
-    for thread in threads:
-        thread.join()
+    phase.end = started + seconds
+    with ThreadPoolExecutor(WRITERS + phase.readers) as pool:
+        clients = [pool.submit(writer, soak, phase, n) for n in range(WRITERS)]
+        clients += [pool.submit(reader, soak, phase, n) for n in range(phase.readers)]
+        for client in clients:
+            client.result()
     phase.seconds, phase.client_cpu = time.monotonic() - started, time.process_time() - cpu
-    if crashes:
-        raise crashes[0]
 
 
-# --- the audit --------------------------------------------------------------------------------
+# --- the audit, once the server has stopped ---------------------------------------------------
 
 
-def fetch(conn: Any, sql: str) -> Iterator[tuple[Any, ...]]:
-    """Stream a query's rows: through a server-side cursor on PostgreSQL."""
+def select(conn: Any, sql: str) -> Any:
+    """``sql``'s rows, streamed: through a server-side cursor on PostgreSQL."""
     if isinstance(conn, sqlite3.Connection):
-        yield from conn.execute(sql)
-        return
-    with conn.cursor(name=f"soak_{uuid.uuid4().hex}") as cur:
-        cur.itersize = 20_000
-        cur.execute(sql)
-        yield from cur
+        return conn.execute(sql)
+    cur = conn.cursor(name=f"soak_{uuid.uuid4().hex}")
+    cur.itersize = 20_000
+    cur.execute(sql)
+    return cur
 
 
 def as_utc(value: Any) -> datetime:
@@ -434,43 +378,88 @@ def as_json(value: Any) -> Any:
     return orjson.loads(value) if isinstance(value, str | bytes) else value
 
 
+def hex_id(value: Any) -> str:
+    return uuid.UUID(str(value)).hex
+
+
+def compare_table(
+    soak: Soak, check: str, rows: Iterable[tuple[Any, Any]], expect: Callable, keys: Set[Any]
+) -> int:
+    """Each ``(key, row)`` of a table (key: a batch id, an employee id, or a batch id and row)
+    is there once and equals ``expect(key)`` (None: not reported), and each of ``keys`` is
+    there; else a problem of ``check``. The number of rows."""
+    seen: set[Any] = set()
+    count = 0
+    for key, row in rows:
+        count += 1
+        if key in seen:
+            soak.fail(check, f"{key}: stored twice: {row}")
+        elif (expected := expect(key)) is None:
+            soak.fail(check, f"{key}: stored, not reported: {row}")
+        elif row != expected:
+            soak.fail(check, f"{key}: stored {row}, reported {expected}")
+        seen.add(key)
+    for key in sorted(keys - seen):
+        soak.fail(check, f"{key}: reported (or sent valid), not stored")
+    return count
+
+
 def audit(db: str, soak: Soak) -> dict[str, int]:
-    """Compare the tables with the reports; return what was counted."""
-    problems = soak.problems
+    """The tables hold exactly what was reported, as it was sent; what was counted."""
     inserter: dict[int, Sent] = {}  # id -> the batch that reported inserting it
     valid_sent: set[int] = set()
+    rejected: set[tuple[str, int]] = set()  # (batch, index) of each reported rejection
     for sent in soak.batches:
-        for index, row_id in enumerate(sent.ids):
+        for index, (row_id, got) in enumerate(zip(sent.ids, sent.outcome, strict=True)):
             if not sent.bad(index):
                 valid_sent.add(row_id)
-            if sent.outcome[index] is not None:
-                continue
-            if (other := inserter.setdefault(row_id, sent)) is not sent:
+            if got is not None:
+                rejected.add((sent.batch_id, index))
+            elif (other := inserter.setdefault(row_id, sent)) is not sent:
                 message = f"id {row_id} reported inserted by {other.batch_id} and {sent.batch_id}"
-                problems.add("stored-once", message)
+                soak.fail("stored-once", message)
     conn = bench.connect(db)
     try:
-        finished = audit_batches(conn, soak)
-        stored = audit_employees(conn, soak, inserter, valid_sent)
-        logged = audit_rejections(conn, soak)
+        batches = {hex_id(key): (row, as_utc(at)) for key, *row, at in select(conn, BATCHES_SQL)}
+        compare_table(
+            soak,
+            "batches",
+            ((key, row) for key, (row, _) in batches.items()),
+            lambda key: sent.batch_row() if (sent := soak.by_id.get(key)) else None,
+            soak.by_id.keys(),
+        )
+        stored = compare_table(
+            soak,
+            "stored-once",
+            ((i, (name, as_utc(at), dep, job)) for i, name, at, dep, job in select(conn, ROWS_SQL)),
+            lambda i: stored_row(sent.writer, sent.seq, i) if (sent := inserter.get(i)) else None,
+            inserter.keys() | valid_sent,
+        )
+        logged = compare_table(
+            soak,
+            "rejection-log",
+            (
+                ((hex_id(key), index), (*rest, codes(as_json(reasons)), as_json(raw)))
+                for key, index, *rest, reasons, raw in select(conn, LOG_SQL)
+            ),
+            lambda key: soak.by_id[key[0]].log_entry(key[1]) if key in rejected else None,
+            rejected,
+        )
     finally:
         conn.close()
-
-    duplicates = 0
+    finished, duplicates = {key: at for key, (_, at) in batches.items()}, 0
     for sent in soak.batches:
-        for index in (i for i, codes in enumerate(sent.outcome) if codes == "duplicate"):
+        for index in (i for i, got in enumerate(sent.outcome) if got == "duplicate"):
             duplicates += 1
-            row_id, first = sent.ids[index], inserter.get(sent.ids[index])
-            where = f"batch {sent.batch_id} row {index} (id {row_id})"
-            if first is None:
-                problems.add("duplicates", f"{where}: no batch reported inserting the id")
-            elif first is sent:
-                problems.add("duplicates", f"{where}: the batch also reported inserting it")
-            else:
-                inserted_at, rejected_at = finished.get(first.batch_id), finished.get(sent.batch_id)
-                if inserted_at and rejected_at and not inserted_at < rejected_at:
-                    message = f"{where}: {first.batch_id} inserted it, finished later"
-                    problems.add("duplicates", message)
+            first = inserter.get(sent.ids[index])
+            where = f"batch {sent.batch_id} row {index} (id {sent.ids[index]})"
+            if first is None or first is sent:
+                by = "no batch" if first is None else "this batch"
+                soak.fail("duplicates", f"{where}: reported inserted by {by}")
+                continue
+            inserted_at, rejected_at = finished.get(first.batch_id), finished.get(sent.batch_id)
+            if inserted_at and rejected_at and not inserted_at < rejected_at:
+                soak.fail("duplicates", f"{where}: {first.batch_id} inserted it, finished later")
     return {
         "valid ids sent": len(valid_sent),
         "ids stored": stored,
@@ -479,101 +468,17 @@ def audit(db: str, soak: Soak) -> dict[str, int]:
     }
 
 
-def audit_batches(conn: Any, soak: Soak) -> dict[str, datetime]:
-    """``batches``: one completed row per reported batch, with its counts; when each finished."""
-    finished: dict[str, datetime] = {}
-    sql = (
-        'SELECT id, source, "table", received, inserted, rejected, status, finished_at FROM batches'
-    )
-    for batch_id, *row, at in fetch(conn, sql):
-        key = uuid.UUID(str(batch_id)).hex
-        if (sent := soak.by_id.get(key)) is None:
-            soak.problems.add("batches", f"batch {key} {row}: no writer reported it")
-            continue
-        expected = [
-            "graphql",
-            "hired_employees",
-            len(sent.ids),
-            sent.inserted,
-            len(sent.ids) - sent.inserted,
-            "completed",
-        ]
-        if row != expected:
-            soak.problems.add("batches", f"batch {key}: {row}, reported {expected}")
-        finished[key] = as_utc(at)
-    for key in soak.by_id.keys() - finished.keys():
-        soak.problems.add("batches", f"batch {key}: reported, not in the table")
-    return finished
-
-
-def audit_employees(conn: Any, soak: Soak, inserter: dict[int, Sent], valid_sent: set[int]) -> int:
-    """``hired_employees``: exactly the ids reported inserted, each as its batch sent it."""
-    seen = set()
-    sql = "SELECT id, name, datetime, department_id, job_id FROM hired_employees"
-    for row_id, name, moment, department, job in fetch(conn, sql):
-        seen.add(row_id)
-        if (sent := inserter.get(row_id)) is None:
-            soak.problems.add("stored-once", f"id {row_id} ({name}) stored, no batch reported it")
-            continue
-        expected = stored_row(sent.writer, sent.seq, row_id)
-        if (name, as_utc(moment), department, job) != expected:
-            soak.problems.add(
-                "stored-once",
-                f"id {row_id}: stored {(name, moment, department, job)}, "
-                f"batch {sent.batch_id} sent {expected}",
-            )
-    for row_id in sorted((inserter.keys() | valid_sent) - seen):
-        soak.problems.add("stored-once", f"id {row_id} (sent valid) is not stored")
-    return len(seen)
-
-
-def audit_rejections(conn: Any, soak: Soak) -> int:
-    """``rejections``: exactly the reported rejections, each with the raw row sent."""
-    logged: set[tuple[str, int]] = set()
-    count = 0
-    sql = 'SELECT batch_id, source, "table", position, row_id, raw, reasons FROM rejections'
-    for batch_id, source, table, index, row_id, raw, reasons in fetch(conn, sql):
-        count += 1
-        key = uuid.UUID(str(batch_id)).hex
-        where = f"rejection of batch {key} row {index}"
-        if (sent := soak.by_id.get(key)) is None:
-            soak.problems.add("rejection-log", f"{where}: no writer reported the batch")
-            continue
-        if not 0 <= index < len(sent.ids) or sent.outcome[index] is None:
-            soak.problems.add("rejection-log", f"{where}: the batch did not report it rejected")
-            continue
-        if (key, index) in logged:
-            soak.problems.add("rejection-log", f"{where}: logged twice")
-        logged.add((key, index))
-        codes = ",".join(reason["code"] for reason in as_json(reasons))
-        sent_raw = {_COLUMNS.get(name, name): value for name, value in sent.row(index).items()}
-        seen = (source, table, row_id, codes, as_json(raw))
-        expected = ("graphql", "hired_employees", sent.ids[index], sent.outcome[index], sent_raw)
-        if seen != expected:
-            soak.problems.add("rejection-log", f"{where}: {seen}, reported {expected}")
-    for sent in soak.batches:
-        if missing := [i for i in sent.rejected() if (sent.batch_id, i) not in logged]:
-            soak.problems.add(
-                "rejection-log",
-                f"batch {sent.batch_id}: {len(missing)} reported "
-                f"rejections not logged, rows {missing[:5]}",
-            )
-    return count
-
-
 # --- report -----------------------------------------------------------------------------------
 
 
 def figures(phase: Phase) -> dict[str, float]:
-    writers, readers = phase.latencies["writer"], phase.latencies["reader"]
-    return {
-        "rows/s": phase.rows_stored / phase.seconds,
-        "requests/s": phase.requests / phase.seconds,
-        "writer p50": bench.median(writers) if writers else float("nan"),
-        "writer p99": bench.p99(writers) if writers else float("nan"),
-        "reader p50": bench.median(readers) if readers else float("nan"),
-        "reader p99": bench.p99(readers) if readers else float("nan"),
-    }
+    """rows/s, requests/s and each role's latency p50 and p99 (NaN without requests)."""
+    found = {"rows/s": phase.rows_stored / phase.seconds}
+    found["requests/s"] = phase.requests / phase.seconds
+    for role, samples in phase.latencies.items():
+        found[f"{role} p50"] = bench.median(samples) if samples else float("nan")
+        found[f"{role} p99"] = bench.p99(samples) if samples else float("nan")
+    return found
 
 
 def print_phases(baseline: Phase, soaked: Phase) -> None:
@@ -599,18 +504,21 @@ def print_phases(baseline: Phase, soaked: Phase) -> None:
         f"{s['rows/s'] / b['rows/s']:.2f}x; writer p50 {bench.ms(s['writer p50'])} vs "
         f"{bench.ms(b['writer p50'])} = {s['writer p50'] / b['writer p50']:.2f}x"
     )
+    bench.compare("soak, rows/s", s["rows/s"], b["rows/s"], "rows/s")
+    bench.compare("soak, writer p50", s["writer p50"], b["writer p50"], "ms")
 
 
-def print_checks(problems: Problems, counted: dict[str, int], statuses: Counter[int]) -> bool:
+def print_checks(soak: Soak, counted: dict[str, int], statuses: Counter[int]) -> bool:
+    """Each check, PASS or FAIL with its first problems; whether all passed."""
     print("\ncounted: " + ", ".join(f"{name} {value:,}" for name, value in counted.items()))
     print("HTTP statuses: " + ", ".join(f"{code}: {n:,}" for code, n in sorted(statuses.items())))
     print("checks:")
     for key, text in CHECKS.items():
-        failures = problems.count[key]
+        failures = soak.problems[key]
         print(f"  {'FAIL' if failures else 'PASS'}  {key:<13}  {text}: {failures:,} problem(s)")
-        for example in problems.examples.get(key, []):
+        for example in soak.examples[key]:
             print(f"          {example}")
-    failed = sum(1 for key in CHECKS if problems.count[key])
+    failed = sum(1 for key in CHECKS if soak.problems[key])
     print(f"checks: {len(CHECKS) - failed} passed, {failed} failed")
     return failed == 0
 
@@ -646,7 +554,7 @@ def main() -> None:
             clock = time.monotonic()
             for line in log.read_text(errors="replace").splitlines():
                 if _SERVER_ERROR.search(line):
-                    soak.problems.add("server-log", line[:300])
+                    soak.fail("server-log", line[:300])
             counted = audit(db, soak)
 
         warm_up, baseline, soaked = phases
@@ -655,8 +563,7 @@ def main() -> None:
             f"(before them, {warm_up.seconds:.1f} s of warm-up with the soak's clients: "
             f"{warm_up.requests} requests, {warm_up.rows_stored:,} rows stored, audited too)"
         )
-        statuses = sum((phase.statuses for phase in phases), Counter())
-        ok = print_checks(soak.problems, counted, statuses)
+        ok = print_checks(soak, counted, sum((phase.statuses for phase in phases), Counter()))
         print(f"audit (after the server stopped): {time.monotonic() - clock:.1f} s")
         if not ok:
             raise SystemExit(1)

@@ -28,6 +28,7 @@ test: setup lint postgres browser
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy backend jobs graph lambdas
 	$(BIN)/cfn-lint lambdas/template.yaml
 
 ## postgres: start the local cluster when it is down, and fail if it still can't be reached

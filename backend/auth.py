@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from django.middleware.csrf import CsrfViewMiddleware
 from django.utils import timezone
 
@@ -128,6 +128,12 @@ def authenticate(request: HttpRequest) -> Principal | None:
     return Principal(user.get_username(), scope)
 
 
+def _csrf_checked_view(request: HttpRequest) -> HttpResponse:
+    """The view CsrfViewMiddleware checks for: not exempt, and never called (only the check
+    runs)."""
+    return HttpResponse(status=204)
+
+
 def require_principal(request: HttpRequest) -> Principal:
     """Authenticate the request or raise ``AccessDenied`` (401, or 403 for a failed CSRF check)."""
     try:
@@ -138,8 +144,8 @@ def require_principal(request: HttpRequest) -> Principal:
         raise AccessDenied(401, "UNAUTHENTICATED", f"authentication required: {AUTH_HINT}")
     # A session cookie rides along on cross-site requests; a bearer header cannot.
     session_write = "Authorization" not in request.headers and request.method not in SAFE_METHODS
-    csrf = CsrfViewMiddleware(lambda r: None)
-    if session_write and csrf.process_view(request, None, (), {}) is not None:
+    csrf = CsrfViewMiddleware(_csrf_checked_view)
+    if session_write and csrf.process_view(request, _csrf_checked_view, (), {}) is not None:
         raise AccessDenied(403, "FORBIDDEN", "CSRF check failed for this session")
     return principal
 

@@ -75,7 +75,8 @@ class ContentSecurityPolicyMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponseBase:
-        request.csp_nonce = secrets.token_urlsafe(16)  # type: ignore[attr-defined]
+        nonce = secrets.token_urlsafe(16)
+        request.csp_nonce = nonce  # type: ignore[attr-defined]
         response = self.get_response(request)
         if HEADER in response or not response.get("Content-Type", "").startswith("text/html"):
             return response
@@ -84,5 +85,5 @@ class ContentSecurityPolicyMiddleware:
         if _is_graphql_view(request):
             response[HEADER] = graphiql_policy()
         else:
-            response[HEADER] = PAGE_POLICY.format(nonce=request.csp_nonce)
+            response[HEADER] = PAGE_POLICY.format(nonce=nonce)
         return response

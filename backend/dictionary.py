@@ -302,6 +302,13 @@ class Column:
 
 
 @dataclass(frozen=True)
+class ForeignKey(Column):
+    """A column that names a row of another table: ``references`` is that table."""
+
+    references: str
+
+
+@dataclass(frozen=True)
 class Table:
     """One table: its name, the model that stores it, and its columns in CSV order."""
 
@@ -331,8 +338,8 @@ class Table:
         return ",".join([text(row[name]) for name, text in self._copy_formatters]) + "\n"
 
     @cached_property
-    def foreign_keys(self) -> tuple[Column, ...]:
-        return tuple(column for column in self.columns if column.references)
+    def foreign_keys(self) -> tuple[ForeignKey, ...]:
+        return tuple(column for column in self.columns if isinstance(column, ForeignKey))
 
     def column(self, name: str) -> Column:
         for column in self.columns:
@@ -401,8 +408,8 @@ HIRED_EMPLOYEES = Table(
         _id("The employee's id."),
         Column("name", Text(max_length=255), "The employee's full name."),
         Column("datetime", Timestamp(), "Hire date and time, ISO 8601, stored in UTC."),
-        Column("department_id", Integer(), "The department hired into.", references="departments"),
-        Column("job_id", Integer(), "The job hired for.", references="jobs"),
+        ForeignKey("department_id", Integer(), "The department hired into.", "departments"),
+        ForeignKey("job_id", Integer(), "The job hired for.", "jobs"),
     ),
 )
 

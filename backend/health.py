@@ -28,7 +28,7 @@ UNAVAILABLE_CODE = "SERVICE_UNAVAILABLE"
 UNAVAILABLE_MESSAGE = "the database is unavailable; retry in a few seconds"
 
 
-def log_outage(request: HttpRequest, error: BaseException) -> None:
+def log_outage(request: HttpRequest, error: BaseException | None) -> None:
     """One warning line per refused request, with the driver's reason (never sent to callers)."""
     logger.warning(
         "database unavailable",

@@ -107,7 +107,7 @@ class HiredEmployee(models.Model):
         return self.name
 
 
-MODELS: dict[str, type[models.Model]] = {
+MODELS: dict[str, type[Department | Job | HiredEmployee]] = {
     DEPARTMENTS.name: Department,
     JOBS.name: Job,
     HIRED_EMPLOYEES.name: HiredEmployee,

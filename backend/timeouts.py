@@ -72,14 +72,16 @@ def _forget_timeout(sender: Any, connection: Any, **kwargs: Any) -> None:
 
 def _set_postgresql_timeout(milliseconds: int) -> None:
     connection.ensure_connection()
-    if getattr(connection, "roster_statement_timeout", None) == milliseconds:
+    # Django's wrapper carries Roster's own attribute (forgotten by _forget_timeout, below).
+    wrapper: Any = connection
+    if getattr(wrapper, "roster_statement_timeout", None) == milliseconds:
         return
     # Through the driver's own cursor: a setting, not one of the request's queries.
     with connection.connection.cursor() as cursor:
         cursor.execute("SET statement_timeout = %s", [milliseconds])
     # Inside a transaction the setting goes if it rolls back: set it again next time.
     if not connection.in_atomic_block:
-        connection.roster_statement_timeout = milliseconds
+        wrapper.roster_statement_timeout = milliseconds
 
 
 class _Deadline:

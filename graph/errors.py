@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from functools import cache
 
 from graphql import (
     ASTValidationRule,
@@ -92,9 +91,15 @@ def _with_code(error: GraphQLError, code: str) -> None:
         error.extensions = {**(error.extensions or {}), "code": code}
 
 
-@cache
+# One coded class per rule. A dict rather than functools.cache: mypy does not see a rule class
+# taken from a tuple of them as Hashable.
+_CODED_RULES: dict[type[ASTValidationRule], type[ASTValidationRule]] = {}
+
+
 def coded_rule(rule: type[ASTValidationRule]) -> type[ASTValidationRule]:
     """``rule``, with a code on each error it reports (unless the error has one already)."""
+    if rule in _CODED_RULES:
+        return _CODED_RULES[rule]
     code = BAD_USER_INPUT if issubclass(rule, _INPUT_RULES) else VALIDATION_FAILED
 
     class Coded(rule):  # type: ignore[valid-type, misc]
@@ -103,6 +108,7 @@ def coded_rule(rule: type[ASTValidationRule]) -> type[ASTValidationRule]:
             super().report_error(error)
 
     Coded.__name__ = Coded.__qualname__ = rule.__name__
+    _CODED_RULES[rule] = Coded
     return Coded
 
 

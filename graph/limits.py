@@ -46,6 +46,7 @@ from graphql import (
     IntValueNode,
     OperationDefinitionNode,
     SelectionSetNode,
+    ValidationRule,
     get_named_type,
 )
 from strawberry.extensions import SchemaExtension
@@ -157,7 +158,7 @@ def _first(node: FieldNode, definition: GraphQLField) -> int:
 def limits_rule(max_depth: int, max_aliases: int, max_cost: int) -> type[ASTValidationRule]:
     """The validation rule for these limits (one class per set of limits)."""
 
-    class QueryLimitsRule(ASTValidationRule):
+    class QueryLimitsRule(ValidationRule):
         def enter_document(self, node: DocumentNode, *_args: Any) -> Any:
             for error in measure_document(
                 self.context.schema, node, max_depth, max_aliases, max_cost

@@ -52,14 +52,14 @@ class Query:
     def departments(
         self, first: int = 100, after: str | None = None, filter: DepartmentFilter | None = None
     ) -> Connection[Department]:
-        rows = selectors.id_range(models.Department.objects.all(), filter and filter.id)
+        rows = selectors.id_range(models.Department.objects.all(), filter.id if filter else None)
         return paginate(rows, first=first, after=after)
 
     @strawberry.field(permission_classes=[CanRead], description="Jobs, by id.")
     def jobs(
         self, first: int = 100, after: str | None = None, filter: JobFilter | None = None
     ) -> Connection[Job]:
-        rows = selectors.id_range(models.Job.objects.all(), filter and filter.id)
+        rows = selectors.id_range(models.Job.objects.all(), filter.id if filter else None)
         return paginate(rows, first=first, after=after)
 
     @strawberry.field(permission_classes=[CanRead], description="Hired employees, by id.")
@@ -97,7 +97,7 @@ class Query:
     )
     def backups(
         self,
-        table: TableEnum | None = None,  # type: ignore[valid-type]
+        table: TableEnum | None = None,
         first: int = BACKUPS_PAGE,
         after: str | None = None,
     ) -> list[Backup]:
@@ -111,7 +111,7 @@ class Query:
     @strawberry.field(permission_classes=[CanRead], description="The rejection log, oldest first.")
     def rejections(
         self,
-        table: TableEnum | None = None,  # type: ignore[valid-type]
+        table: TableEnum | None = None,
         batch_id: strawberry.ID | None = None,
         status: RejectionStatus | None = None,
         first: int = 100,
@@ -158,7 +158,7 @@ class Mutation:
         permission_classes=[IsAdmin],
         description="Back up tables (all by default) from one snapshot to AVRO files.",
     )
-    def backup(self, tables: list[TableEnum] | None = None) -> list[Backup]:  # type: ignore[valid-type]
+    def backup(self, tables: list[TableEnum] | None = None) -> list[Backup]:
         names = [table.value for table in tables or []]
         with _as_bad_input():
             return [Backup.from_file(file) for file in backups.backup_tables(tables=names)]
@@ -167,9 +167,10 @@ class Mutation:
         permission_classes=[IsAdmin],
         description="Replace a table's rows with a backup (the latest by default).",
     )
-    def restore(self, table: TableEnum, backup: str | None = None) -> RestoreResult:  # type: ignore[valid-type]
+    def restore(self, table: TableEnum, backup: str | None = None) -> RestoreResult:
         with _as_bad_input():
-            (done,) = backups.restore_tables(tables=[table.value], backups={table.value: backup})
+            named = {table.value: backup} if backup is not None else None  # None: the latest
+            (done,) = backups.restore_tables(tables=[table.value], backups=named)
         return RestoreResult(
             table=table,
             backup=done.key,
@@ -188,7 +189,7 @@ class Mutation:
     )
     def replay_rejections(
         self,
-        table: TableEnum | None = None,  # type: ignore[valid-type]
+        table: TableEnum | None = None,
         batch_id: strawberry.ID | None = None,
     ) -> BatchResult:
         if table is None and batch_id is None:

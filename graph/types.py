@@ -13,6 +13,8 @@ from typing import Any, NewType
 import strawberry
 from strawberry.scalars import JSON
 from strawberry.schema.name_converter import NameConverter
+from strawberry.types.base import get_object_definition
+from strawberry.types.scalar import ScalarDefinition
 
 from backend import dictionary, metrics
 from backend.dictionary import DEPARTMENTS, HIRED_EMPLOYEES, JOBS
@@ -21,10 +23,14 @@ from jobs.backups import Position
 from jobs.ingest import IngestResult, RejectedRow
 from jobs.ingest.replay import ReplaySummary
 
-TableEnum = strawberry.enum(
-    enum.Enum("Table", {name.upper(): name for name in dictionary.TABLES}),
-    description="A table of Roster's data.",
-)
+
+@strawberry.enum(name="Table", description="A table of Roster's data.")
+class TableEnum(enum.Enum):
+    """The dictionary's tables, written out so that the type checker knows them."""
+
+    DEPARTMENTS = DEPARTMENTS.name
+    JOBS = JOBS.name
+    HIRED_EMPLOYEES = HIRED_EMPLOYEES.name
 
 
 def _doc(table: dictionary.Table, column: str) -> str:
@@ -74,7 +80,7 @@ class RowRejection:
 
 @strawberry.type(description="What happened to a batch.")
 class BatchResult:
-    table: TableEnum  # type: ignore[valid-type]
+    table: TableEnum
     received: int
     inserted: int
     rejected: int
@@ -123,7 +129,7 @@ class RejectionStatus(enum.Enum):
 class RejectionType:
     id: strawberry.ID
     source: str = strawberry.field(description="graphql, rest, csv, restore or replay.")
-    table: TableEnum  # type: ignore[valid-type]
+    table: TableEnum
     batch_id: strawberry.ID = strawberry.field(description="The batch that first logged it.")
     index: int = strawberry.field(description="Index in the batch, or line number in a file.")
     row_id: int | None = strawberry.field(description="The id the row carried, if any.")
@@ -213,7 +219,7 @@ def _row_input(table: dictionary.Table) -> type:
         type(f"{table.model_name}Input", (), namespace),
         description=f"{table.doc} Every field is required by the rules.",
     )
-    definition = cls.__strawberry_definition__
+    definition = get_object_definition(cls, strict=True)
     names = [(NameConverter().from_field(f), f.python_name) for f in definition.fields]
     definition.from_input = lambda _cls, value, _context: {
         column: value.get(graphql_name) for graphql_name, column in names
@@ -254,7 +260,7 @@ def _parse_big_int(value: Any) -> int:
 BigInt = NewType("BigInt", int)
 """An integer wider than GraphQL's Int; the schema maps it to the scalar in ``SCALARS``."""
 
-SCALARS = {
+SCALARS: dict[object, ScalarDefinition] = {
     BigInt: strawberry.scalar(
         name="BigInt",
         serialize=lambda value: str(int(value)),
@@ -269,7 +275,7 @@ SCALARS = {
 
 @strawberry.type(description="One table's backup file and its manifest.")
 class Backup:
-    table: TableEnum  # type: ignore[valid-type]
+    table: TableEnum
     key: str = strawberry.field(description="The file's key in the backup storage.")
     rows: BigInt = strawberry.field(
         description="Rows in the file; -1 when it has no manifest (the replaced system's "
@@ -330,7 +336,7 @@ def backup_position(cursor: str) -> Position:
 
 @strawberry.type(description="What a restore did to one table.")
 class RestoreResult:
-    table: TableEnum  # type: ignore[valid-type]
+    table: TableEnum
     backup: str
     read: int
     inserted: int
@@ -338,11 +344,12 @@ class RestoreResult:
     replaced: int = strawberry.field(description="Rows the table held before.")
 
 
-# The metrics' rows are plain dataclasses in backend.metrics; the schema exposes them as they are.
-QuarterlyHires = strawberry.type(
-    metrics.QuarterlyHires,
+# The metrics' rows are plain dataclasses in backend.metrics; the schema exposes them as they are
+# (strawberry.type marks the classes themselves).
+QuarterlyHires = metrics.QuarterlyHires
+DepartmentHires = metrics.DepartmentHires
+strawberry.type(
+    QuarterlyHires,
     description="Hires for one job of one department in a year, by quarter (UTC).",
 )
-DepartmentHires = strawberry.type(
-    metrics.DepartmentHires, description="A department's hires in a year."
-)
+strawberry.type(DepartmentHires, description="A department's hires in a year.")

@@ -15,14 +15,15 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any
+from typing import Any, cast
 
 import orjson
 from cross_web import HTTPException, SyncHTTPRequestAdapter
-from django.http import HttpRequest, HttpResponseBase, JsonResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
 from django.utils.decorators import method_decorator
 from django.views.decorators.csrf import csrf_exempt
-from strawberry.django.views import GraphQLView, TemporalHttpResponse
+from graphql import GraphQLFormattedError
+from strawberry.django.views import GraphQLView
 from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.http.parse_content_type import parse_content_type
 from strawberry.types import ExecutionResult
@@ -84,11 +85,13 @@ class RosterGraphQLView(GraphQLView):
             and "text/html" in request.headers.get("Accept", "")
         )
 
-    def parse_http_body(self, request: SyncHTTPRequestAdapter) -> GraphQLRequestData:  # type: ignore[override]
+    def parse_http_body(
+        self, request: SyncHTTPRequestAdapter
+    ) -> GraphQLRequestData | list[GraphQLRequestData]:
         """A JSON POST body, read strictly (``backend/request_body.py``); GET as Strawberry does."""
         content_type, _ = parse_content_type(request.content_type or "")
         if request.method != "POST" or "application/json" not in content_type:
-            return super().parse_http_body(request)  # type: ignore[return-value]
+            return super().parse_http_body(request)
         try:
             body = parse_json_body(request.request.body)  # type: ignore[attr-defined]
         except MalformedBody as error:
@@ -134,14 +137,15 @@ class RosterGraphQLView(GraphQLView):
     def create_response(
         self,
         response_data: GraphQLHTTPResponse | list[GraphQLHTTPResponse],
-        sub_response: TemporalHttpResponse,
+        sub_response: HttpResponse,
     ) -> HttpResponseBase:
         """503 with ``Retry-After`` when any error is SERVICE_UNAVAILABLE, else Strawberry's."""
         results = response_data if isinstance(response_data, list) else [response_data]
         codes = {
             (error.get("extensions") or {}).get("code")
             for result in results
-            for error in result.get("errors") or ()
+            # Strawberry types them as objects: they are graphql-core's formatted errors
+            for error in cast("list[GraphQLFormattedError]", result.get("errors") or [])
         }
         if UNAVAILABLE_CODE in codes:
             sub_response.status_code = 503

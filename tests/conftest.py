@@ -24,6 +24,11 @@ from jobs.loading import load_sources
 SAMPLE_DIR = Path(settings.BASE_DIR) / "data" / "sample"
 pytest_plugins = ["tests.pg_cluster"]
 
+# pytest-django has configured this process from backend.settings_test (pyproject.toml) and
+# exported that name. The commands and servers the tests start are deployments in miniature:
+# they read backend.settings, as manage.py, gunicorn and the Lambda handlers do when deployed.
+os.environ["DJANGO_SETTINGS_MODULE"] = "backend.settings"
+
 
 def employee(row_id: Any, **changes: Any) -> dict[str, Any]:
     """A valid hired_employees row (department 1, job 1) as a JSON caller sends it."""

@@ -84,6 +84,29 @@ def test_the_tls_settings_come_from_the_environment(tmp_path: Path) -> None:
     assert off.stdout == "0 False False False None True True\n"
 
 
+def test_secure_cookies_off_lets_cookies_travel_over_plain_http(tmp_path: Path) -> None:
+    show = (
+        "from django.conf import settings as s; "
+        "print(s.SESSION_COOKIE_SECURE, s.CSRF_COOKIE_SECURE)"
+    )
+    ran = manage(tmp_path, "shell", "--no-imports", "-c", show, SECURE_COOKIES="0")
+    assert (ran.returncode, ran.stdout) == (0, "False False\n")
+
+
+def test_the_suite_reads_the_test_settings_and_what_it_starts_the_deployed_ones(
+    tmp_path: Path,
+) -> None:
+    """pytest-django loads backend.settings_test (pyproject.toml); a command or a server that a
+    test starts reads backend.settings, as it does when deployed (tests/conftest.py)."""
+    here = (django_settings.SETTINGS_MODULE, django_settings.SESSION_COOKIE_SECURE)
+    assert here == ("backend.settings_test", False)
+    show = (
+        "from django.conf import settings as s; print(s.SETTINGS_MODULE, s.SESSION_COOKIE_SECURE)"
+    )
+    ran = manage(tmp_path, "shell", "--no-imports", "-c", show)
+    assert (ran.returncode, ran.stdout) == (0, "backend.settings True\n")
+
+
 def test_a_malformed_proxy_ssl_header_is_refused_in_one_line(tmp_path: Path) -> None:
     ran = manage(tmp_path, "check", SECURE_PROXY_SSL_HEADER="HTTP_X_FORWARDED_PROTO")
     assert ran.returncode == 1

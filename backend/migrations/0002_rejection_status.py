@@ -7,6 +7,8 @@ atomic, are marked parked: ``manage.py replay_rejections`` (run once after upgra
 them again, and those still missing a reference park with waits of their own.
 """
 
+from typing import Any
+
 import django.db.models.deletion
 from django.db import migrations, models
 
@@ -18,7 +20,7 @@ def _log_each_row_once(apps, schema_editor):  # noqa: ANN001, ANN201 (Django's s
     from jobs.ingest.rejection_log import row_key
 
     Rejection = apps.get_model("backend", "Rejection")
-    kept = {}
+    kept: dict[tuple[str, str], Any] = {}
     merged = []
     rows = Rejection.objects.select_related("batch").order_by("id")
     last = 0
@@ -54,11 +56,11 @@ def _log_each_row_once(apps, schema_editor):  # noqa: ANN001, ANN201 (Django's s
 
 
 def _set_status(apps, entries):  # noqa: ANN001, ANN202
-    by_table = {}
+    by_table: dict[str, set[int]] = {}
     for entry in entries:
         if entry.row_id is not None:
             by_table.setdefault(entry.table, set()).add(entry.row_id)
-    stored = set()
+    stored: set[tuple[str, int]] = set()
     for table, ids in by_table.items():
         model = apps.get_model("backend", _MODELS.get(table, "Department"))
         if table in _MODELS:

@@ -29,7 +29,7 @@ from backend.models import Rejection
 
 _PAGE_ROWS = 1000  # entries per statement on PostgreSQL; SQLite's parameter limit decides there
 _COPY_THRESHOLD = 200  # entries; more go through COPY on PostgreSQL
-_BATCH_ID = models.UUIDField()
+_BATCH_ID: models.UUIDField[str | uuid.UUID, uuid.UUID] = models.UUIDField()
 
 
 def row_key(table: str, raw: Any) -> str:

@@ -22,8 +22,8 @@ demo: setup
 
 ## make test: ruff, then the suite on SQLite and on PostgreSQL
 test: setup lint postgres browser
-	$(BIN)/python -m pytest
-	DATABASE_URL=$(PG_URL) $(BIN)/python -m pytest
+	$(BIN)/python -m pytest --cov --cov-report=
+	DATABASE_URL=$(PG_URL) $(BIN)/python -m pytest --cov --cov-append --cov-report=term
 
 lint: setup
 	$(BIN)/ruff check .

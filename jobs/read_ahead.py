@@ -22,6 +22,7 @@ on the way out:
 
 from __future__ import annotations
 
+import contextvars
 import gc
 import queue
 import sys
@@ -76,7 +77,12 @@ def read_ahead(items: Iterable[T], *, depth: int = 2) -> Iterator[Iterator[T]]:
                 return
             yield item  # type: ignore[misc]
 
-    helper = threading.Thread(target=produce, name="roster-read-ahead", daemon=True)
+    # The helper runs in the caller's context: its log lines carry what the caller's do (a
+    # Lambda's request id).
+    context = contextvars.copy_context()
+    helper = threading.Thread(
+        target=context.run, args=(produce,), name="roster-read-ahead", daemon=True
+    )
     helper.start()
     try:
         yield consume()

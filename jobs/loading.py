@@ -295,8 +295,8 @@ def load_chunk(
 def record_failed_load(*, uri: str, error: str) -> int:
     """Note a load that failed outside the loader (a timeout, a crash) as a failed run."""
     table = ""
-    with contextlib.suppress(ValueError):
-        table = table_for_uri(uri)
+    with contextlib.suppress(ValueError):  # a key of no table: the run is recorded all the same
+        table = table_for(unquote(uri.rsplit("/", 1)[-1])).name
     run = LoadRun.objects.create(
         uri=uri,
         table=table,
@@ -308,7 +308,3 @@ def record_failed_load(*, uri: str, error: str) -> int:
         finished_at=timezone.now(),
     )
     return run.id
-
-
-def table_for_uri(uri: str) -> str:
-    return table_for(unquote(uri.rsplit("/", 1)[-1])).name

@@ -88,8 +88,8 @@ class BatchResult:
     rejections: list[RowRejection]
 
     @classmethod
-    def from_outcome(cls, outcome: IngestResult | ReplaySummary) -> BatchResult:
-        """A batch's result, or a replay's over all its batches (the first one's id)."""
+    def from_outcome(cls, outcome: IngestResult) -> BatchResult:
+        """A batch's result."""
         return cls(
             table=TableEnum(outcome.table),
             received=outcome.received,
@@ -97,6 +97,19 @@ class BatchResult:
             rejected=outcome.rejected,
             batch_id=strawberry.ID(str(outcome.batch_id)),
             rejections=_row_rejections(outcome.rejections),
+        )
+
+    @classmethod
+    def from_replay(cls, summary: ReplaySummary) -> BatchResult:
+        """A manual replay's result over all its batches: the rows it sent again as
+        ``received``, and the first batch's id."""
+        return cls(
+            table=TableEnum(summary.table),
+            received=summary.read,
+            inserted=summary.inserted,
+            rejected=summary.rejected,
+            batch_id=strawberry.ID(str(summary.batch_id)),
+            rejections=_row_rejections(summary.rejections),
         )
 
 

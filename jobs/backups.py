@@ -45,7 +45,7 @@ import re
 import secrets
 import tempfile
 import time
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -66,7 +66,9 @@ from backend.dictionary import Table
 from backend.models import MODELS, HiredEmployee, Source
 from jobs.avro import SchemaMismatch, check_writer_schema, fingerprint, schema_for
 from jobs.ingest import check_rows, in_transaction, store_rows
+from jobs.progress import Progress
 from jobs.read_ahead import read_ahead
+from jobs.summary import JobSummary
 
 logger = logging.getLogger("roster.backups")
 
@@ -125,18 +127,12 @@ Position = tuple[bool, str, str]
 """A backup's place in the listing: (a Roster file, its file name, its table)."""
 
 
-@dataclass
-class RestoreSummary:
-    table: str
+@dataclass(kw_only=True)
+class RestoreSummary(JobSummary):
+    """A restore of one table: the backup it took, and how many rows the table held before."""
+
     key: str
-    read: int = 0
-    inserted: int = 0
-    rejected: int = 0
     replaced: int = 0
-    seconds: float = 0.0
-
-
-Progress = Callable[[str, int], None]
 
 
 def available_codecs() -> list[str]:
@@ -710,7 +706,9 @@ def restore_tables(
         checked = {spec.name: _verify(spec, keys[spec.name], files[spec.name]) for spec in specs}
 
         def replace() -> dict[str, RestoreSummary]:  # repeatable, should a deadlock undo it
-            summaries = {spec.name: RestoreSummary(spec.name, keys[spec.name]) for spec in specs}
+            summaries = {
+                spec.name: RestoreSummary(table=spec.name, key=keys[spec.name]) for spec in specs
+            }
             for spec in reversed(specs):  # children first; the keys are checked at commit
                 summaries[spec.name].replaced = _empty(spec)
             for spec in specs:  # parents first
@@ -827,9 +825,7 @@ def _refill(
                 source=Source.RESTORE,
                 uri=summary.key,
             )
-            summary.read += outcome.received
-            summary.inserted += outcome.inserted
-            summary.rejected += outcome.rejected
+            summary.add(outcome)
             if progress:
                 progress(spec.name, summary.read)
     if summary.read != checked.rows:  # the check found them; a safety net, not a check

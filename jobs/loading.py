@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import islice
 from urllib.parse import unquote
@@ -30,37 +30,31 @@ from jobs.ingest import (
     store_rows,
 )
 from jobs.locks import transaction_lock, work_lock
+from jobs.progress import Progress
 from jobs.read_ahead import read_ahead
 from jobs.sources import SourceFile, in_dependency_order, resolve
+from jobs.summary import JobSummary
 
 logger = logging.getLogger("roster.loading")
 
 DEFAULT_CHUNK_SIZE = 10_000
-"""Rows per transaction. Each chunk also pays a fixed ~7 ms (its audit row, the run's progress,
-the foreign-key look-ups, the ``COPY`` savepoint and the commit): 10,000 rows load 1M rows ~9%
-faster than 5,000, and memory stays flat either way (measured in docs/benchmarks.md)."""
+"""Rows per transaction. Each chunk pays a fixed cost (its audit row, the run's progress, the
+foreign-key look-ups, the ``COPY`` savepoint and the commit), which a larger chunk spreads
+over more rows; memory stays flat either way, since a chunk is all a load holds. The trade-off
+is measured in docs/benchmarks.md."""
 
 
-@dataclass
-class LoadSummary:
-    """What an operator wants at the end of a load, as pgloader prints it."""
+@dataclass(kw_only=True)
+class LoadSummary(JobSummary):
+    """A load of one source: its URI and run, and the rows an earlier run had committed."""
 
     uri: str
-    table: str
-    read: int = 0
-    inserted: int = 0
-    rejected: int = 0
     skipped: int = 0
-    seconds: float = 0.0
+    """Rows committed by an earlier, interrupted run (resumed), or by the completed run of an
+    unchanged source."""
     status: str = LoadRun.Status.RUNNING
     unchanged: bool = False
     run_id: int | None = None
-
-    def as_dict(self) -> dict[str, object]:
-        return {k: (round(v, 3) if isinstance(v, float) else v) for k, v in vars(self).items()}
-
-
-Progress = Callable[[LoadSummary], None]
 
 
 @dataclass
@@ -196,11 +190,9 @@ def _load_locked(
         except BaseException:
             run.read, run.inserted, run.rejected, run.last_line = before
             raise
-        summary.read += outcome.received
-        summary.inserted += outcome.inserted
-        summary.rejected += outcome.rejected
+        summary.add(outcome)
         if progress:
-            progress(summary)
+            progress(summary.uri, summary.read)
 
     try:
         with file.open() as stream:
@@ -303,8 +295,8 @@ def load_chunk(
 def record_failed_load(*, uri: str, error: str) -> int:
     """Note a load that failed outside the loader (a timeout, a crash) as a failed run."""
     table = ""
-    with contextlib.suppress(ValueError):
-        table = table_for_uri(uri)
+    with contextlib.suppress(ValueError):  # a key of no table: the run is recorded all the same
+        table = table_for(unquote(uri.rsplit("/", 1)[-1])).name
     run = LoadRun.objects.create(
         uri=uri,
         table=table,
@@ -316,7 +308,3 @@ def record_failed_load(*, uri: str, error: str) -> int:
         finished_at=timezone.now(),
     )
     return run.id
-
-
-def table_for_uri(uri: str) -> str:
-    return table_for(unquote(uri.rsplit("/", 1)[-1])).name

@@ -1,23 +1,34 @@
-"""A progress bar with rows/s for the jobs' commands: on a terminal only, never in a log."""
+"""How a data job reports its progress, and the bar the commands show it with.
+
+A job takes ``progress: Progress | None`` and calls it with what it is working on (a table or
+a file) and the rows done so far; it never knows who listens. The commands pass a
+``ProgressBar``; the Lambda handlers and the mutations pass nothing.
+"""
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from typing import Any
 
+Progress = Callable[[str, int], None]
+"""``progress(label, rows)``: ``label`` (a table, a file's URI) has ``rows`` rows done so far."""
 
-class RowProgress:
-    """One tqdm bar per label (a table or a file), fed with running row counts."""
+
+class ProgressBar:
+    """A ``Progress`` shown as one tqdm bar per label, on stderr; a no-op when not enabled
+    (the command decides: a terminal, and ``--verbosity`` 2 or more), so it never reaches a
+    log."""
 
     def __init__(self, *, enabled: bool) -> None:
         self.enabled = enabled
         self.bar: Any = None
         self.label = ""
 
-    def update(self, label: str, rows: int) -> None:
+    def __call__(self, label: str, rows: int) -> None:
         if not self.enabled:
             return
-        from tqdm import tqdm
+        from tqdm import tqdm  # only a terminal pays for the import
 
         if label != self.label:
             self.close()

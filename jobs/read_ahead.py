@@ -1,27 +1,29 @@
 """Prepare the next chunk in a thread while the database stores this one.
 
-A load spends about half its time in Python (parsing, the dictionary's rules) and half
-waiting on PostgreSQL (``COPY``, the commit's foreign-key checks). psycopg2 lets go of the
-GIL while it waits, so a thread that reads and checks the next chunk meanwhile overlaps the
-two. The thread never touches the database: every write, and the run's progress, stays in the
-caller's thread and transaction, so a killed run still resumes after its last commit.
+A load spends its time both in Python (parsing, the dictionary's rules) and waiting on
+PostgreSQL (``COPY``, the commit's foreign-key checks). psycopg2 lets go of the GIL while it
+waits, so a thread that reads and checks the next chunk meanwhile overlaps the two. The thread
+never touches the database: every write, and the run's progress, stays in the caller's thread
+and transaction, so a killed run still resumes after its last commit.
 
 Two interpreter settings make the overlap pay. They are process-wide, so library code never
 sets them: a data job's entry point does (``tuned_for_jobs``, entered by every job command and
 Lambda handler), never a web worker, even when an admin runs a restore there. Both are undone
 on the way out:
 
-- a short GIL switch interval (0.2 ms instead of 5 ms). The caller makes a dozen short
-  database calls per chunk, and after each one it waits for the GIL while the helper holds
-  it; at 5 ms a wait, that cost as much as the overlap saved (measured: 3.7 s for 200,000
-  rows either way, against 2.9 s at 0.2 ms);
+- a short GIL switch interval (0.2 ms instead of the default 5 ms). The caller makes a dozen
+  short database calls per chunk, and after each one it waits for the GIL while the helper
+  holds it; at the default interval those waits cost about what the overlap saves;
 - fewer, cheaper garbage collections: ``gc.freeze()`` keeps the objects of Django's start-up
-  out of the collector's full passes, and a first generation of 10,000 objects instead of 700
-  lets a chunk's short-lived rows die before the collector looks at them (~15% together).
+  out of the collector's full passes, and a larger first generation (10,000 objects instead of
+  700) lets a chunk's short-lived rows die before the collector looks at them.
+
+docs/benchmarks.md holds what each setting is worth.
 """
 
 from __future__ import annotations
 
+import contextvars
 import gc
 import queue
 import sys
@@ -76,7 +78,12 @@ def read_ahead(items: Iterable[T], *, depth: int = 2) -> Iterator[Iterator[T]]:
                 return
             yield item  # type: ignore[misc]
 
-    helper = threading.Thread(target=produce, name="roster-read-ahead", daemon=True)
+    # The helper runs in the caller's context: its log lines carry what the caller's do (a
+    # Lambda's request id).
+    context = contextvars.copy_context()
+    helper = threading.Thread(
+        target=context.run, args=(produce,), name="roster-read-ahead", daemon=True
+    )
     helper.start()
     try:
         yield consume()

@@ -1,9 +1,19 @@
 """AWS Lambda handlers: thin doors over the same jobs the management commands run.
 
 Importing any handler imports this package first, which sets Django up once per container.
-Every handler is wrapped in ``fails_in_one_line``.
+Every handler parses its event into a class of ``lambdas.events`` and is wrapped in
+``fails_in_one_line``.
+
+Every log line of an invocation carries its request id (``request_id``), the jobs' lines
+included (``roster.ingest``, ``roster.loading``...), so one invocation's lines can be found
+together. The id is a context variable that ``fails_in_one_line`` sets for the call, and this
+package's log record factory copies it onto each record made meanwhile, in the handler's
+thread and in the threads it starts with its context (``jobs.read_ahead``). A factory, not a
+filter: a filter sees only the records of the logger or handler it is attached to, and the
+JSON formatter writes every attribute a record carries, so the id reaches the line.
 """
 
+import contextvars
 import functools
 import logging
 import os
@@ -22,9 +32,31 @@ logger = logging.getLogger("roster.lambdas")
 
 Handler = Callable[[Any, Any], dict[str, Any]]
 
+_OUTSIDE = object()
+_request_id: contextvars.ContextVar[object] = contextvars.ContextVar(
+    "roster_request_id", default=_OUTSIDE
+)
+
+
+def _with_request_id(make: Callable[..., logging.LogRecord]) -> Callable[..., logging.LogRecord]:
+    def make_record(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = make(*args, **kwargs)
+        request_id = _request_id.get()
+        if request_id is not _OUTSIDE:
+            record.request_id = request_id
+        return record
+
+    make_record.roster_request_id = True  # type: ignore[attr-defined]
+    return make_record
+
+
+if not getattr(logging.getLogRecordFactory(), "roster_request_id", False):
+    logging.setLogRecordFactory(_with_request_id(logging.getLogRecordFactory()))
+
 
 def fails_in_one_line(handler: Handler) -> Handler:
-    """The handler runs with the data jobs' interpreter settings (``tuned_for_jobs``).
+    """The handler runs with the data jobs' interpreter settings (``tuned_for_jobs``), and its
+    request id on every log record.
 
     A failed invocation is logged once, as one JSON line with its request id and traceback,
     and fails with a one-line message (worded by ``jobs.faults.describe``).
@@ -36,6 +68,7 @@ def fails_in_one_line(handler: Handler) -> Handler:
 
     @functools.wraps(handler)
     def invoke(event: Any = None, context: Any = None) -> dict[str, Any]:
+        token = _request_id.set(getattr(context, "aws_request_id", None))
         try:
             with tuned_for_jobs():  # a Lambda runs one job at a time: tuned for it
                 return handler(event, context)
@@ -44,13 +77,13 @@ def fails_in_one_line(handler: Handler) -> Handler:
             name = handler.__module__.rpartition(".")[2]
             logger.error(
                 "%s failed: %s", name, message,
-                exc_info=error,
-                extra={"handler": name, "error": type(error).__name__,
-                       "request_id": getattr(context, "aws_request_id", None)},
+                exc_info=error, extra={"handler": name, "error": type(error).__name__},
             )  # fmt: skip
             if str(error) == message:
                 raise
             raise _named_like(error, message) from error
+        finally:
+            _request_id.reset(token)
 
     return invoke
 

@@ -10,11 +10,12 @@ from typing import Any
 
 from jobs.backups import backup_tables
 from lambdas import fails_in_one_line
+from lambdas.events import BackupEvent
 
 
 @fails_in_one_line
 def handler(event: dict[str, Any] | None = None, context: Any = None) -> dict[str, Any]:
     """``{"tables": [...]}`` narrows the backup; a scheduled event backs up all tables."""
-    tables = (event or {}).get("tables") or None
-    written = backup_tables(tables=tables, codec=(event or {}).get("codec", "deflate"))
+    backup = BackupEvent.parse(event)
+    written = backup_tables(tables=list(backup.tables) or None, codec=backup.codec)
     return {"backups": [file.manifest() for file in written]}

@@ -11,16 +11,15 @@ from typing import Any
 
 from jobs.csv_files import table_for
 from jobs.loading import load_sources
-from jobs.sources import s3_uri
 from lambdas import fails_in_one_line
-from lambdas.events import s3_objects
+from lambdas.events import S3Event
 
 
 @fails_in_one_line
 def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     """Load each object of the event and return the runs' summaries."""
-    objects = s3_objects(event)
-    for _, key in objects:
-        table_for(key)  # a key that matches no table is refused before anything is read
-    summaries = load_sources([s3_uri(bucket, key) for bucket, key in objects])
+    objects = S3Event.parse(event).objects
+    for s3_object in objects:
+        table_for(s3_object.key)  # a key that matches no table is refused before anything is read
+    summaries = load_sources([s3_object.uri for s3_object in objects])
     return {"runs": [summary.as_dict() for summary in summaries]}

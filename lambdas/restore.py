@@ -6,24 +6,17 @@ from its latest backup, in one transaction.
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from typing import Any
 
-from backend import dictionary
-from jobs.backups import BackupError, restore_tables
+from jobs.backups import restore_tables
 from lambdas import fails_in_one_line
+from lambdas.events import RestoreEvent
 
 
 @fails_in_one_line
 def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     """Restore and return what happened to each table; a refused restore raises BackupError."""
-    if event.get("all"):
-        done = restore_tables(tables=list(dictionary.TABLES))
-    else:
-        table = event.get("table")
-        if table not in dictionary.TABLES:
-            raise BackupError(
-                f"'table' must be one of {', '.join(dictionary.TABLES)}, got {table!r}"
-            )
-        done = restore_tables(tables=[table], backups={table: event.get("backup") or ""})
-    return {"restored": [asdict(summary) for summary in done]}
+    restore = RestoreEvent.parse(event)
+    backups = {table: restore.backup for table in restore.tables} if restore.backup else None
+    done = restore_tables(tables=list(restore.tables), backups=backups)
+    return {"restored": [summary.as_dict() for summary in done]}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import io
 import json
 import os
 import secrets
@@ -27,12 +28,15 @@ from pathlib import Path
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
 from django.conf import settings
-from django.core.management import load_command_class
+from django.core.management import call_command, load_command_class
 from django.db import InterfaceError, OperationalError, ProgrammingError, connection
+from django.test import override_settings
 
-from backend.models import ApiToken, LoadRun
+from backend.models import ApiToken, Batch, Department, LoadRun
+from jobs.backups import list_backups
 from jobs.faults import describe, one_line
 from jobs.loading import load_sources
+from jobs.management.base import JobCommand
 from tests.conftest import SAMPLE_DIR
 
 ROOT = Path(settings.BASE_DIR)
@@ -505,6 +509,78 @@ def test_verbosity_zero_keeps_stdout_empty() -> None:
         "table", "read", "inserted", "rejected", "skipped", "seconds", "source"
     ]  # fmt: skip
     assert normal.stdout.splitlines()[2].endswith("departments.csv (unchanged)")
+
+
+JOB_COMMANDS = ["load_csv", "backup", "restore", "replay_rejections"]
+
+
+def _run(name: str, *args: str, verbosity: int) -> list[list[str]]:
+    """The command's stdout, in process, as the summary table's rows of words."""
+    out = io.StringIO()
+    call_command(name, *args, verbosity=verbosity, stdout=out)
+    return [line.split() for line in out.getvalue().splitlines()]
+
+
+@pytest.fixture
+def backup_folder(tmp_path: Path) -> Iterator[Path]:
+    backups = {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": str(tmp_path / "backups")},
+    }
+    with override_settings(STORAGES={**settings.STORAGES, "backups": backups}):
+        yield tmp_path / "backups"
+
+
+@pytest.mark.django_db
+def test_verbosity_zero_runs_every_job_and_prints_no_summary(backup_folder: Path) -> None:
+    assert _run("load_csv", str(SAMPLE_DIR / "departments.csv"), verbosity=0) == []
+    assert Department.objects.count() == 12
+    assert _run("backup", "departments", verbosity=0) == []
+    (backup,) = list_backups("departments")
+    assert backup.rows == 12
+    Department.objects.filter(id=1).update(department="Changed")
+    assert _run("restore", "departments", verbosity=0) == []
+    assert Department.objects.get(id=1).department != "Changed"
+    assert _run("replay_rejections", "--table", "departments", verbosity=0) == []
+    assert Batch.objects.filter(source="replay", table="departments").count() == 1
+
+
+@pytest.mark.django_db
+def test_verbosity_one_prints_each_jobs_summary_table(backup_folder: Path) -> None:
+    loaded = _run("load_csv", str(SAMPLE_DIR / "jobs.csv"), verbosity=1)
+    backed_up = _run("backup", "jobs", verbosity=1)
+    restored = _run("restore", "jobs", verbosity=1)
+    replayed = _run("replay_rejections", "--table", "jobs", verbosity=1)
+
+    (key,) = [backup.key for backup in list_backups("jobs")]
+    assert loaded[0] == ["table", "read", "inserted", "rejected", "skipped", "seconds", "source"]
+    assert loaded[2][:5] == ["jobs", "183", "183", "0", "0"]
+    assert loaded[2][6] == (SAMPLE_DIR / "jobs.csv").as_uri()
+    assert backed_up[0] == ["table", "rows", "bytes", "seconds", "key"]
+    assert (backed_up[2][:2], backed_up[2][4]) == (["jobs", "183"], key)
+    assert restored[0] == ["table", "read", "inserted", "rejected", "replaced", "seconds", "backup"]
+    assert (restored[2][:5], restored[2][6]) == (["jobs", "183", "183", "0", "183"], key)
+    assert replayed == [
+        ["table", "replayed", "inserted", "rejected", "batches"],
+        ["-----", "--------", "--------", "--------", "-------"],
+        ["jobs", "0", "0", "0", "1"],
+    ]
+    assert all(len(table) == 3 for table in (loaded, backed_up, restored))
+    assert float(loaded[2][5]) >= 0 and float(restored[2][5]) >= 0
+
+
+@pytest.mark.parametrize("name", JOB_COMMANDS)
+def test_every_job_command_has_one_shape_and_help_for_each_option(name: str) -> None:
+    command = load_command_class("jobs", name)
+    parser = command.create_parser("manage.py", name)
+
+    missing = [action.dest for action in parser._actions if not action.help]
+
+    assert missing == []
+    assert isinstance(command, JobCommand)
+    assert type(command).handle is JobCommand.handle  # the one skeleton; each has its run_job
+    assert "run_job" in vars(type(command))
+    assert command.columns and command.columns[0] == ("table", "table")
 
 
 @pytest.mark.parametrize(

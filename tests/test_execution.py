@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import enum
+import inspect
+import tomllib
+from importlib.metadata import version
+from pathlib import Path
 from typing import Any
 
 import pytest
 import strawberry
+from django.conf import settings
+from packaging.requirements import Requirement
 
 from graph.execution import LeafObjectExecutionContext
 
@@ -142,3 +148,124 @@ def test_a_value_that_is_an_exception_is_the_standard_located_error() -> None:
     data, errors = answers("{ odd { value } }")
     assert data == {"odd": [{"value": 1}, None]}
     assert errors == [("no value here", ["odd", 1, "value"])]
+
+
+# --- the internals the short path reads, pinned in pyproject.toml -------------------------------
+
+
+def _pins() -> list[str]:
+    """The pins of strawberry-graphql and graphql-core in pyproject.toml, as written there."""
+    project = tomllib.loads((Path(settings.BASE_DIR) / "pyproject.toml").read_text("utf-8"))
+    names = ("strawberry-graphql", "graphql-core")
+    return [pin for pin in project["project"]["dependencies"] if pin.startswith(names)]
+
+
+def _revisit(what: str) -> str:
+    return (
+        f"{what}. graph/execution.py builds on Strawberry's and graphql-core's internals and "
+        f"they changed shape: fix graph/execution.py before moving the pins in pyproject.toml "
+        f"({', '.join(_pins())})"
+    )
+
+
+def test_the_installed_strawberry_and_graphql_core_are_the_pinned_ones() -> None:
+    pins = _pins()
+    assert len(pins) == 2, _revisit("pyproject.toml no longer pins both packages")
+    for pin in pins:
+        requirement = Requirement(pin)
+        installed = version(requirement.name)
+        assert any(spec.operator == "<" for spec in requirement.specifier), _revisit(
+            f"{requirement.name} has no upper bound"
+        )
+        assert requirement.specifier.contains(installed), _revisit(
+            f"{requirement.name} {installed} is installed, outside {requirement.specifier}"
+        )
+
+
+def test_the_graphql_core_internals_the_short_path_reads_keep_their_shape() -> None:
+    from graphql.execution import Executor
+    from graphql.execution.collect_fields import FieldDetails
+    from graphql.execution.middleware import MiddlewareManager
+
+    assert issubclass(LeafObjectExecutionContext, Executor), _revisit(
+        "the execution context is no longer a graphql.execution.Executor"
+    )
+    between = LeafObjectExecutionContext.__mro__[
+        1 : LeafObjectExecutionContext.__mro__.index(Executor)
+    ]
+    overriding = [kind.__qualname__ for kind in between if "execute_fields" in vars(kind)]
+    assert overriding == [], _revisit(f"{overriding} override Executor.execute_fields")
+    parameters = list(inspect.signature(Executor.execute_fields).parameters)
+    assert parameters == [
+        "self", "parent_type", "source_value", "path", "grouped_field_set", "position_context"
+    ], _revisit(f"Executor.execute_fields takes {parameters}")  # fmt: skip
+    assert "middlewares" in MiddlewareManager.__slots__, _revisit(
+        "MiddlewareManager has no middlewares"
+    )
+    assert FieldDetails._fields[:2] == ("node", "defer_usage"), _revisit(
+        f"FieldDetails holds {FieldDetails._fields}"
+    )
+    types = fast._schema.type_map
+    leaves = [("Int", 3, 3), ("String", "Ada", "Ada"), ("Colour", Colour.RED, "RED")]
+    for leaf, value, output in leaves:
+        coerce = getattr(types[leaf], "coerce_output_value", None)
+        assert coerce is not None, _revisit(f"the leaf type {leaf} has no coerce_output_value")
+        assert coerce(value) == output, _revisit(f"{leaf}.coerce_output_value({value!r}) changed")
+
+
+def test_the_strawberry_internals_the_short_path_reads_keep_their_shape() -> None:
+    from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+    from strawberry.schema.schema_converter import GraphQLCoreConverter
+    from strawberry.types.field import StrawberryField
+
+    assert issubclass(LeafObjectExecutionContext, StrawberryGraphQLCoreExecutionContext)
+    assert isinstance(inspect.getattr_static(StrawberryField, "is_basic_field"), property), (
+        _revisit("StrawberryField.is_basic_field is no longer a property")
+    )
+    row = fast._schema.type_map["Row"]
+    field = row.fields["id"]
+    definition = (field.extensions or {}).get(GraphQLCoreConverter.DEFINITION_BACKREF)
+    assert isinstance(definition, StrawberryField) and definition.is_basic_field, _revisit(
+        "a plain field's GraphQLField.extensions no longer holds its basic StrawberryField "
+        "under GraphQLCoreConverter.DEFINITION_BACKREF"
+    )
+    assert field.resolve.__name__ == "_get_basic_result", _revisit(
+        f"a plain field's resolver is {field.resolve.__name__}, not _get_basic_result"
+    )
+    parameters = inspect.signature(field.resolve).parameters
+    assert [(p.name, p.kind.name) for p in parameters.values()] == [
+        ("_source", "POSITIONAL_OR_KEYWORD"), ("args", "VAR_POSITIONAL"),
+        ("kwargs", "VAR_KEYWORD"),
+    ], _revisit(f"_get_basic_result takes {inspect.signature(field.resolve)}")  # fmt: skip
+    assert field.resolve(ROWS[1], None) == 2, _revisit("_get_basic_result(source, None) changed")
+    assert row.fields["shout"].resolve.__name__ != "_get_basic_result", _revisit(
+        "a field with a resolver now gets _get_basic_result"
+    )
+
+
+def test_the_short_path_sees_strawberrys_context_as_it_expects() -> None:
+    seen: list[tuple[Any, ...]] = []
+
+    class Probe(LeafObjectExecutionContext):
+        def execute_fields(self, parent_type: Any, source_value: Any, path: Any,
+                           grouped_field_set: Any, position_context: Any) -> Any:  # fmt: skip
+            seen.append((parent_type.name, self.middleware_manager, grouped_field_set))
+            assert self.is_awaitable(source_value) is False, _revisit("is_awaitable changed")
+            return super().execute_fields(
+                parent_type, source_value, path, grouped_field_set, position_context
+            )
+
+    schema = strawberry.Schema(query=Query, execution_context_class=Probe)
+    assert schema.execute_sync("{ rows { id } }").data == {"rows": [{"id": 1}, {"id": 2}]}
+
+    assert [name for name, _, _ in seen] == ["Query", "Row", "Row"], _revisit(
+        f"execute_fields is called for {[name for name, _, _ in seen]}"
+    )
+    _, manager, grouped = seen[1]
+    assert manager is None or not manager.middlewares, _revisit(
+        "Strawberry now runs a middleware with no extension asking for one"
+    )
+    (details,) = grouped["id"]
+    assert (details.node.name.value, details.defer_usage) == ("id", None), _revisit(
+        "the grouped field set no longer maps a response name to FieldDetails"
+    )

@@ -252,3 +252,101 @@ def test_record_failure_keeps_a_lambda_errors_message_not_its_stack_trace() -> N
     assert run.error == (
         "OperationalError: the database is unreachable: connection to server failed"
     )
+
+
+# --- typed events: a malformed one is one EventError line, before any work -------------------
+
+_CHUNK_SHAPE = (
+    "expected a Distributed Map batch: {'BatchInput': {'bucket': ..., 'key': ..., 'etag': ...}, "
+    "'Items': [{'index': 0, 'row': {...}}, ...]}"
+)
+
+
+@pytest.mark.parametrize(
+    ("name", "event", "message"),
+    [
+        ("load_csv", None, "expected an S3 notification (Records[].s3), an EventBridge Object "
+         "Created event (detail.bucket.name, detail.object.key) or {'bucket': ..., 'key': ...}"),
+        ("load_csv", {"Records": [{"s3": {"bucket": {"name": "landing"}, "object": {}}}]},
+         "an S3 notification record has no s3.bucket.name or s3.object.key"),
+        ("load_chunk", {"Items": []}, _CHUNK_SHAPE),
+        ("load_chunk", _batch([(0, _row(1))]) | {"Items": [{"index": "first", "row": {}}]},
+         f"{_CHUNK_SHAPE}; an item's index is 'first'"),
+        ("load_chunk", _batch([(0, _row(1))]) | {"Items": [{"index": 4, "row": "1,N1"}]},
+         f"{_CHUNK_SHAPE}; item 4 has no 'row' object"),
+        ("record_failure", {"bucket": "landing", "key": "jobs.csv", "error": "States.Timeout"},
+         "expected 'error' to be the Catch's {'Error': ..., 'Cause': ...}"),
+        ("backup", {"tables": "jobs"}, "expected 'tables' to be a list of table names, got 'jobs'"),
+        ("backup", ["jobs"], "expected an object such as {'tables': ['jobs'], 'codec': 'deflate'}"),
+        ("restore", "jobs", "expected {'table': ..., 'backup': ...} or {'all': true}"),
+        ("restore", {"table": "jobs", "backup": 7},
+         "expected 'backup' to be a key such as jobs/<timestamp>.avro"),
+    ],
+)  # fmt: skip
+def test_a_malformed_event_is_one_event_error_line(name: str, event: object, message: str,
+                                                   caplog) -> None:  # fmt: skip
+    handler = import_string(f"lambdas.{name}.handler")
+
+    with pytest.raises(Exception) as raised:
+        handler(event, _Context())
+
+    assert type(raised.value).__name__ == "EventError"
+    assert str(raised.value) == message
+    _failure_logged(caplog, name, "EventError")
+
+
+def test_events_parse_into_typed_values() -> None:
+    from lambdas.events import (
+        BackupEvent,
+        ChunkEvent,
+        FailureEvent,
+        RestoreEvent,
+        S3Event,
+        S3Object,
+    )
+
+    notification = {"Records": [{"s3": {"bucket": {"name": "b"}, "object": {"key": "in/a+b.csv"}}}]}
+    assert S3Event.parse(notification) == S3Event((S3Object("b", "in/a b.csv"),))
+    assert S3Event.parse({"bucket": "b", "key": "a+b.csv"}).objects[0].uri == "s3://b/a%2Bb.csv"
+    chunk = ChunkEvent.parse(_batch([(0, _row(1)), (1, _row(2))]))
+    assert (chunk.file, chunk.fingerprint) == (
+        S3Object("landing", "in/hired_employees big.csv"),
+        "etag:abc123",
+    )
+    assert chunk.rows == ((1, _row(1)), (2, _row(2)))
+    failure = FailureEvent.parse({"bucket": "b", "key": "jobs.csv"})
+    assert (failure.objects, failure.message) == ((S3Object("b", "jobs.csv"),), "Error:")
+    assert BackupEvent.parse({"version": "0", "detail-type": "Scheduled Event"}) == BackupEvent()
+    assert RestoreEvent.parse({"all": True, "table": "jobs"}).tables == (
+        "departments",
+        "jobs",
+        "hired_employees",
+    )
+    assert RestoreEvent.parse({"table": "jobs"}) == RestoreEvent(("jobs",), "")
+
+
+# --- every log line of an invocation carries its request id ---------------------------------
+
+
+@pytest.mark.django_db
+def test_every_log_line_of_an_invocation_carries_its_request_id(bucket: str, caplog) -> None:
+    import boto3
+
+    from lambdas.load_csv import handler
+
+    boto3.client("s3").put_object(Bucket=bucket, Key="departments.csv", Body=b"1,A\n2,\nx,C\n")
+    caplog.set_level(logging.INFO)
+
+    before = len(caplog.records)
+    answer = handler({"bucket": bucket, "key": "departments.csv"}, _Context())
+    # the S3 test server (moto, a thread of this process) logs its requests as werkzeug: not ours
+    during = [r for r in caplog.records[before:] if r.name != "werkzeug"]
+    logging.getLogger("roster.test").info("after the invocation")
+
+    (run,) = answer["runs"]
+    assert (run["read"], run["inserted"], run["rejected"]) == (3, 1, 2)
+    ingest = [r.getMessage() for r in during if r.name == "roster.ingest"]
+    assert ingest == ["row rejected", "row rejected", "batch ingested"]
+    assert {getattr(record, "request_id", None) for record in during} == {_Context.aws_request_id}
+    assert all(_json_line(record)["request_id"] == _Context.aws_request_id for record in during)
+    assert not hasattr(caplog.records[-1], "request_id")  # the id ends with the invocation

@@ -18,6 +18,7 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 
 from backend.models import Department, HiredEmployee, Job, LoadRun, Rejection
+from jobs.loading import load_sources
 from tests.conftest import SAMPLE_DIR
 
 ROOT = Path(settings.BASE_DIR)
@@ -118,6 +119,17 @@ def test_an_unknown_table_or_bad_source_is_one_clear_error(tmp_path: Path) -> No
     with pytest.raises(CommandError, match="unsupported source"):
         load("ftp://example/departments.csv")
     assert LoadRun.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_progress_reports_each_file_with_its_rows_so_far() -> None:
+    seen: list[tuple[str, int]] = []
+    files = [SAMPLE_DIR / "jobs.csv", SAMPLE_DIR / "departments.csv"]
+
+    load_sources([str(f) for f in files], chunk_size=100, progress=lambda *step: seen.append(step))
+
+    departments, jobs = files[1].as_uri(), files[0].as_uri()
+    assert seen == [(departments, 12), (jobs, 100), (jobs, 183)]  # in dependency order
 
 
 @pytest.mark.django_db

@@ -140,7 +140,7 @@ def test_replay_rejections_command_stores_what_sql_added_references_for() -> Non
 
     # a second call finds nothing new to store, and leaves the bad rows as they were
     (again,) = replay_rejections(table="hired_employees")
-    assert (again.received, again.inserted, again.rejected) == (0, 0, 0)
+    assert (again.read, again.inserted, again.rejected) == (0, 0, 0)
     assert set(Rejection.objects.filter(status="open").values_list("attempts", flat=True)) == {1}
 
 
@@ -301,7 +301,7 @@ def test_an_atomic_batch_with_a_row_that_cannot_be_fixed_is_never_replayed(
     Department.objects.create(id=9, department="Nine")
 
     (summary,) = replay_rejections(batch_id=str(outcome.batch_id))
-    assert (summary.received, summary.inserted) == (0, 0)
+    assert (summary.read, summary.inserted) == (0, 0)
     assert HiredEmployee.objects.count() == 0
     assert set(Rejection.objects.values_list("status", "attempts")) == {("open", 1)}
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 import uuid
 from collections import deque
 from collections.abc import Iterable, Sequence
@@ -42,6 +43,8 @@ from jobs.ingest.rejection_log import among
 from jobs.ingest.rules import check_rows
 from jobs.ingest.transactions import in_transaction
 from jobs.locks import transaction_lock
+from jobs.progress import Progress
+from jobs.summary import JobSummary
 
 logger = logging.getLogger("roster.replay")
 
@@ -217,17 +220,14 @@ def _send(table: str, entries: Sequence[_Entry | Rejection], *, atomic: bool) ->
 # --- the manual door -------------------------------------------------------------------------
 
 
-@dataclass
-class ReplaySummary:
-    """What a manual replay of one table did, over all its replay batches."""
+@dataclass(kw_only=True)
+class ReplaySummary(JobSummary):
+    """What a manual replay of one table did, over all its replay batches (``read``: the rows
+    sent again)."""
 
-    table: str
     batch_ids: list[uuid.UUID] = field(default_factory=list)
-    received: int = 0
-    inserted: int = 0
     rejections: list[RejectedRow] = field(default_factory=list)
     """The first ``SHOWN_REJECTIONS`` rows that failed again."""
-    rejected: int = 0
 
     @property
     def batch_id(self) -> uuid.UUID:
@@ -235,10 +235,8 @@ class ReplaySummary:
         return self.batch_ids[0]
 
     def add(self, outcome: IngestResult) -> None:
+        super().add(outcome)
         self.batch_ids.append(outcome.batch_id)
-        self.received += outcome.received
-        self.inserted += outcome.inserted
-        self.rejected += outcome.rejected
         room = SHOWN_REJECTIONS - len(self.rejections)
         self.rejections += outcome.rejections[: max(room, 0)]
 
@@ -248,7 +246,7 @@ class ReplayError(ValueError):
 
 
 def replay_rejections(
-    *, table: str | None = None, batch_id: str | None = None
+    *, table: str | None = None, batch_id: str | None = None, progress: Progress | None = None
 ) -> list[ReplaySummary]:
     """Replay the open entries of a table, of one batch, or of every table, that a replay could
     store (``REPLAYABLE``); each table's in batches of its own, of source ``replay``.
@@ -268,11 +266,18 @@ def replay_rejections(
             raise ReplayError(f"batch {batch_id} is a batch of {origin.table}, not of {table}")
         table = origin.table
     tables = [table] if table else list(dictionary.TABLES)
-    return [_replay_table(dictionary.table(name).name, origin) for name in tables]
+    return [_replay_table(dictionary.table(name).name, origin, progress) for name in tables]
 
 
-def _replay_table(table: str, origin: Batch | None) -> ReplaySummary:
-    summary = ReplaySummary(table)
+def _replay_table(table: str, origin: Batch | None, progress: Progress | None) -> ReplaySummary:
+    clock = time.perf_counter()
+    summary = ReplaySummary(table=table)
+
+    def sent(outcome: IngestResult) -> None:
+        summary.add(outcome)
+        if progress:
+            progress(table, summary.read)
+
     scope = Rejection.objects.filter(status=Rejection.Status.OPEN, table=table)
     if origin is not None:
         scope = scope.filter(batch=origin)
@@ -293,7 +298,7 @@ def _replay_table(table: str, origin: Batch | None) -> ReplaySummary:
                 elif _replayable(entry):
                     singles.append(entry)
             if singles:
-                summary.add(_send(table, singles, atomic=False))
+                sent(_send(table, singles, atomic=False))
             return entries[-1].id
 
         reached = in_transaction(partial(chunk, last))
@@ -303,9 +308,10 @@ def _replay_table(table: str, origin: Batch | None) -> ReplaySummary:
     for batch in sorted(atomic_batches):
         summary_of_batch = in_transaction(lambda batch=batch: _replay_atomic(scope, batch))
         if summary_of_batch is not None:
-            summary.add(summary_of_batch)
+            sent(summary_of_batch)
     if not summary.batch_ids:  # nothing to send: the call still leaves its trace
-        summary.add(_send(table, [], atomic=False))
+        sent(_send(table, [], atomic=False))
+    summary.seconds = time.perf_counter() - clock
     return summary
 
 

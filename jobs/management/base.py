@@ -5,9 +5,10 @@ database gone, a bug), it ends with one line on stderr, ``error: …``, and a no
 The details go to the JSON logs as one line at ERROR, traceback included; ``--traceback`` or
 DEBUG also prints the traceback, above the ``error:`` line. ``jobs.faults`` words the line.
 
-``JobCommand``: a data job (``load_csv``, ``backup``, ``restore``). It skips the system checks
-(no URLs or GraphQL schema to import), shows a progress bar on a terminal, and ends with a
-summary table on stdout. ``--verbosity 0`` keeps both quiet.
+``JobCommand``: a data job (``load_csv``, ``backup``, ``restore``, ``replay_rejections``), one
+``handle`` for all four: the job runs with the interpreter settings of a data job, a progress
+bar on stderr, then a summary table on stdout. It skips the system checks (no URLs or GraphQL
+schema to import).
 
 Called through ``call_command`` (tests, other commands), errors are raised, as Django does:
 the jobs' refusals (``SourceError``, ``BackupError``...) as a ``CommandError``, the rest as
@@ -32,9 +33,9 @@ from django.core.management.base import (
 )
 
 from jobs.faults import is_job_refusal, one_line
-from jobs.progress import RowProgress
+from jobs.progress import Progress, ProgressBar
 from jobs.read_ahead import tuned_for_jobs
-from jobs.summary import render_table
+from jobs.summary import Column, summary_table
 
 logger = logging.getLogger("roster.commands")
 
@@ -91,24 +92,42 @@ class OperatorCommand(BaseCommand):
 
 
 class JobCommand(OperatorCommand):
-    """A data job: a progress bar on a terminal, then a summary table on stdout."""
+    """A data job. A subclass declares its options, its summary table's ``columns``, and
+    ``run_job``, which parses the options, calls the job in ``jobs/`` and returns its
+    summaries (one per table or file); ``handle`` does the rest, the same for every job.
+
+    ``--verbosity``, as Django's commands read it:
+
+    - 0: errors only (the ``error: …`` line);
+    - 1 (the default): the summary table on stdout once the job is done;
+    - 2 or more: a progress bar with rows/s on stderr as well, on a terminal only (never in a
+      log or a pipe).
+    """
 
     requires_system_checks: Sequence[str] = []  # skip importing the URLs and GraphQL schema
+    columns: Sequence[Column] = ()
+    """The summary table: a column per (header, the summary's attribute or a function of it)."""
 
     def execute(self, *args: Any, **options: Any) -> Any:
         with tuned_for_jobs():  # the interpreter settings the read-ahead pays off with
             return super().execute(*args, **options)
 
+    def handle(self, *args: Any, **options: Any) -> None:
+        with self.progress_bar() as progress:
+            summaries = self.run_job(*args, progress=progress, **options)
+        if self.verbosity >= 1:
+            self.stdout.write(summary_table(self.columns, summaries))
+
+    def run_job(self, *args: Any, progress: Progress, **options: Any) -> Sequence[object]:
+        """Run the job with the parsed ``options``; a user's mistake is a ``CommandError``."""
+        raise NotImplementedError
+
     @contextmanager
-    def progress_bar(self) -> Iterator[RowProgress]:
-        """Rows/s per table or file, on a terminal only; closed before any error is printed."""
-        bar = RowProgress(enabled=self.verbosity > 0 and sys.stderr.isatty())
+    def progress_bar(self) -> Iterator[ProgressBar]:
+        """The job's ``Progress``: a bar at verbosity 2+ on a terminal, closed before any
+        error is printed."""
+        bar = ProgressBar(enabled=self.verbosity >= 2 and sys.stderr.isatty())
         try:
             yield bar
         finally:
             bar.close()
-
-    def summary(self, headers: list[str], rows: list[list[Any]]) -> None:
-        """The summary table, the command's only output on stdout."""
-        if self.verbosity > 0:
-            self.stdout.write(render_table(headers, rows))

@@ -7,8 +7,9 @@ from typing import Any
 from django.core.management.base import CommandError, CommandParser
 
 from backend import dictionary
-from jobs.loading import DEFAULT_CHUNK_SIZE, load_sources
+from jobs.loading import DEFAULT_CHUNK_SIZE, LoadSummary, load_sources
 from jobs.management.base import JobCommand
+from jobs.progress import Progress
 
 
 class Command(JobCommand):
@@ -17,6 +18,11 @@ class Command(JobCommand):
         "data rules. Bad rows are logged, not loaded. Unchanged sources are skipped; a killed "
         "run resumes where it stopped."
     )
+    columns = [
+        ("table", "table"), ("read", "read"), ("inserted", "inserted"), ("rejected", "rejected"),
+        ("skipped", "skipped"), ("seconds", "seconds"),
+        ("source", lambda s: s.uri + (" (unchanged)" if s.unchanged else "")),
+    ]  # fmt: skip
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
@@ -34,20 +40,10 @@ class Command(JobCommand):
             "rows, its rejections and the run's progress together.",
         )
 
-    def handle(self, *args: Any, sources: list[str], table: str | None, force: bool,
-               chunk_size: int, **options: Any) -> None:  # fmt: skip
+    def run_job(self, *, sources: list[str], table: str | None, force: bool, chunk_size: int,
+                progress: Progress, **options: Any) -> list[LoadSummary]:  # fmt: skip
         if chunk_size < 1:
             raise CommandError("--chunk-size must be at least 1")
-        with self.progress_bar() as bar:
-            summaries = load_sources(
-                sources,
-                table=table,
-                chunk_size=chunk_size,
-                force=force,
-                progress=lambda s: bar.update(s.uri, s.read),
-            )
-        self.summary(
-            ["table", "read", "inserted", "rejected", "skipped", "seconds", "source"],
-            [[s.table, s.read, s.inserted, s.rejected, s.skipped, f"{s.seconds:.2f}",
-              s.uri + (" (unchanged)" if s.unchanged else "")] for s in summaries],
-        )  # fmt: skip
+        return load_sources(
+            sources, table=table, chunk_size=chunk_size, force=force, progress=progress
+        )

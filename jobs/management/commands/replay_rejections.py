@@ -7,8 +7,9 @@ from typing import Any
 from django.core.management.base import CommandParser
 
 from backend import dictionary
-from jobs.ingest.replay import replay_rejections
+from jobs.ingest.replay import ReplaySummary, replay_rejections
 from jobs.management.base import JobCommand
+from jobs.progress import Progress
 
 
 class Command(JobCommand):
@@ -18,6 +19,10 @@ class Command(JobCommand):
         "in SQL. Rows a later arrival cannot fix (a bad datetime, a blank name) are left as they "
         "are; an atomic batch's rows go in together or not at all."
     )
+    columns = [
+        ("table", "table"), ("replayed", "read"), ("inserted", "inserted"),
+        ("rejected", "rejected"), ("batches", lambda s: len(s.batch_ids)),
+    ]  # fmt: skip
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
@@ -25,9 +30,6 @@ class Command(JobCommand):
         )
         parser.add_argument("--batch", metavar="ID", help="Only the rejections of this batch.")
 
-    def handle(self, *args: Any, table: str | None, batch: str | None, **options: Any) -> None:
-        summaries = replay_rejections(table=table, batch_id=batch)
-        self.summary(
-            ["table", "replayed", "inserted", "rejected", "batches"],
-            [[s.table, s.received, s.inserted, s.rejected, len(s.batch_ids)] for s in summaries],
-        )
+    def run_job(self, *, table: str | None, batch: str | None, progress: Progress,
+                **options: Any) -> list[ReplaySummary]:  # fmt: skip
+        return replay_rejections(table=table, batch_id=batch, progress=progress)

@@ -7,8 +7,9 @@ from typing import Any
 from django.core.management.base import CommandError, CommandParser
 
 from backend import dictionary
-from jobs.backups import restore_tables
+from jobs.backups import RestoreSummary, restore_tables
 from jobs.management.base import JobCommand
+from jobs.progress import Progress
 
 
 class Command(JobCommand):
@@ -16,6 +17,10 @@ class Command(JobCommand):
         "Replace a table's rows with a backup (its latest by default), after checking the whole "
         "file. Bad rows are rejected and logged; a restore that would orphan rows changes nothing."
     )
+    columns = [
+        ("table", "table"), ("read", "read"), ("inserted", "inserted"), ("rejected", "rejected"),
+        ("replaced", "replaced"), ("seconds", "seconds"), ("backup", "key"),
+    ]  # fmt: skip
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
@@ -26,17 +31,11 @@ class Command(JobCommand):
             "--all", action="store_true", help="Restore every table from its latest backup."
         )
 
-    def handle(self, *args: Any, table: str | None, backup: str | None, all: bool,
-               **options: Any) -> None:  # fmt: skip
+    def run_job(self, *, table: str | None, backup: str | None, all: bool, progress: Progress,
+                **options: Any) -> list[RestoreSummary]:  # fmt: skip
         if all == bool(table) or (all and backup):
             raise CommandError("give a TABLE (optionally with --backup KEY), or --all alone")
         tables = list(dictionary.TABLES) if all else [table]
-        with self.progress_bar() as bar:
-            restored = restore_tables(
-                tables=tables, backups={table: backup} if backup else None, progress=bar.update
-            )
-        self.summary(
-            ["table", "read", "inserted", "rejected", "replaced", "seconds", "backup"],
-            [[s.table, s.read, s.inserted, s.rejected, s.replaced, f"{s.seconds:.2f}", s.key]
-             for s in restored],
-        )  # fmt: skip
+        return restore_tables(
+            tables=tables, backups={table: backup} if backup else None, progress=progress
+        )

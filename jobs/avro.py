@@ -41,13 +41,13 @@ def fingerprint(schema: dict[str, Any]) -> str:
     return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def check_writer_schema(table: Table, writer: dict[str, Any] | str) -> dict[str, str]:
+def check_writer_schema(table: Table, writer: object) -> dict[str, str]:
     """Check that a backup's schema can fill ``table``; return {field in file: column}.
 
     Accepts Roster's own schema, nullable unions (``["null", "long"]``), ``int`` or ``long``
     ids, and the replaced system's names (``department_id_id``) and string datetimes.
     """
-    if isinstance(writer, str):
+    if isinstance(writer, str):  # any other shape (a list, a primitive) holds no records
         writer = json.loads(writer)
     if not isinstance(writer, dict) or writer.get("type") != "record":
         raise SchemaMismatch("the file does not hold records")

@@ -45,13 +45,14 @@ import re
 import secrets
 import tempfile
 import time
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from importlib import import_module
 from importlib.metadata import PackageNotFoundError, version
 from itertools import islice
-from typing import IO, Any
+from typing import IO, Any, cast
 
 import fastavro
 from botocore.exceptions import BotoCoreError, ClientError
@@ -59,7 +60,6 @@ from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import FileSystemStorage, Storage, storages
 from django.db import connection, transaction
-from django.utils._os import safe_makedirs
 
 from backend import dictionary
 from backend.dictionary import Table
@@ -79,6 +79,8 @@ MANIFEST_MAX_BYTES = 1 << 20
 HEADER_MAX_BYTES = 256 << 10  # enough for any AVRO header: the schema and the metadata
 # What a storage raises when it cannot take a file: a full, read-only or forbidden folder, S3.
 STORAGE_ERRORS = (OSError, BotoCoreError, ClientError)
+_SAFE_MAKEDIRS: Callable[..., None] = import_module("django.utils._os").safe_makedirs
+"""Django's own ``makedirs`` that applies a mode despite the umask (it has no stub)."""
 
 
 class BackupError(ValueError):
@@ -325,11 +327,12 @@ class _Writes:
         self.current = ""
 
     def _in_folder(self, key: str) -> Iterator[IO[bytes]]:
-        path = self.storage.path(key)
+        storage = cast(FileSystemStorage, self.storage)
+        path = storage.path(key)
         directory, name = os.path.split(path)
-        mode = self.storage.directory_permissions_mode
-        if mode is not None:
-            safe_makedirs(directory, mode, exist_ok=True)
+        mode = storage.directory_permissions_mode
+        if mode is not None:  # as FileSystemStorage creates folders: the mode despite the umask
+            _SAFE_MAKEDIRS(directory, mode, exist_ok=True)
         else:
             os.makedirs(directory, exist_ok=True)
         if os.path.lexists(path):
@@ -341,8 +344,8 @@ class _Writes:
             yield out
             out.flush()
             os.fsync(out.fileno())
-        if self.storage.file_permissions_mode is not None:
-            os.chmod(temporary, self.storage.file_permissions_mode)
+        if storage.file_permissions_mode is not None:
+            os.chmod(temporary, storage.file_permissions_mode)
         os.replace(temporary, path)
         self.temporary.remove(temporary)
         self.placed.append(key)
@@ -837,8 +840,8 @@ def _refill(
 
 
 def _records(file: IO[bytes], key: str) -> Iterator[dict[str, Any]]:
-    try:
-        yield from fastavro.reader(file)
+    try:  # the writer's schema was checked: a record schema, so each record is a dict
+        yield from cast(Iterator[dict[str, Any]], fastavro.reader(file))
     except Exception as error:  # a damaged block: the transaction rolls back
         raise BackupError(
             f"{key} is not a readable AVRO file ({error or type(error).__name__}); "

@@ -126,7 +126,7 @@ def _decoded(raw: object) -> object:
     return json.loads(raw) if isinstance(raw, str) else raw
 
 
-def _release(where: str, params: list[object]) -> None:
+def _release(where: str, params: list[Any]) -> None:
     """Delete the waits matching ``where`` and replay the
     rows that wait for nothing any more: 10,000 waits per transaction, each row replayed
     in the transaction that took its last wait away (a crash rolls both back).
@@ -306,7 +306,7 @@ def _replay_table(table: str, origin: Batch | None, progress: Progress | None) -
             break
         last = reached
     for batch in sorted(atomic_batches):
-        summary_of_batch = in_transaction(lambda batch=batch: _replay_atomic(scope, batch))
+        summary_of_batch = in_transaction(partial(_replay_atomic, scope, batch))
         if summary_of_batch is not None:
             sent(summary_of_batch)
     if not summary.batch_ids:  # nothing to send: the call still leaves its trace

@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import sys
 import traceback
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, NoReturn
 
@@ -33,7 +33,7 @@ from django.core.management.base import (
 )
 
 from jobs.faults import is_job_refusal, one_line
-from jobs.progress import Progress, ProgressBar
+from jobs.progress import ProgressBar
 from jobs.read_ahead import tuned_for_jobs
 from jobs.summary import Column, summary_table
 
@@ -69,7 +69,7 @@ class OperatorCommand(BaseCommand):
         except SystemCheckError:  # Django words the checks' report itself
             raise
         except (Exception, KeyboardInterrupt) as error:
-            if self._called_from_command_line:
+            if getattr(self, "_called_from_command_line", False):
                 self.fail(error, show_traceback=options.get("traceback") or settings.DEBUG)
             if is_job_refusal(error):
                 raise CommandError(str(error)) from error
@@ -104,7 +104,7 @@ class JobCommand(OperatorCommand):
       log or a pipe).
     """
 
-    requires_system_checks: Sequence[str] = []  # skip importing the URLs and GraphQL schema
+    requires_system_checks: list[str] = []  # skip importing the URLs and GraphQL schema
     columns: Sequence[Column] = ()
     """The summary table: a column per (header, the summary's attribute or a function of it)."""
 
@@ -118,9 +118,9 @@ class JobCommand(OperatorCommand):
         if self.verbosity >= 1:
             self.stdout.write(summary_table(self.columns, summaries))
 
-    def run_job(self, *args: Any, progress: Progress, **options: Any) -> Sequence[object]:
-        """Run the job with the parsed ``options``; a user's mistake is a ``CommandError``."""
-        raise NotImplementedError
+    run_job: Callable[..., Sequence[object]]
+    """``run_job(*, progress, **options)``: run the job with the parsed ``options``, reporting
+    to ``progress``; a user's mistake is a ``CommandError``. Each command names its options."""
 
     @contextmanager
     def progress_bar(self) -> Iterator[ProgressBar]:

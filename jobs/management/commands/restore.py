@@ -35,7 +35,8 @@ class Command(JobCommand):
                 **options: Any) -> list[RestoreSummary]:  # fmt: skip
         if all == bool(table) or (all and backup):
             raise CommandError("give a TABLE (optionally with --backup KEY), or --all alone")
-        tables = list(dictionary.TABLES) if all else [table]
+        if all or table is None:
+            return restore_tables(tables=list(dictionary.TABLES), progress=progress)
         return restore_tables(
-            tables=tables, backups={table: backup} if backup else None, progress=progress
+            tables=[table], backups={table: backup} if backup else None, progress=progress
         )

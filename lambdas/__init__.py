@@ -38,20 +38,22 @@ _request_id: contextvars.ContextVar[object] = contextvars.ContextVar(
 )
 
 
-def _with_request_id(make: Callable[..., logging.LogRecord]) -> Callable[..., logging.LogRecord]:
-    def make_record(*args: Any, **kwargs: Any) -> logging.LogRecord:
-        record = make(*args, **kwargs)
+class _RequestIdRecords:
+    """The log record factory ``make``, adding ``request_id`` to the records of an invocation."""
+
+    def __init__(self, make: Callable[..., logging.LogRecord]) -> None:
+        self.make = make
+
+    def __call__(self, *args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = self.make(*args, **kwargs)
         request_id = _request_id.get()
         if request_id is not _OUTSIDE:
             record.request_id = request_id
         return record
 
-    make_record.roster_request_id = True  # type: ignore[attr-defined]
-    return make_record
 
-
-if not getattr(logging.getLogRecordFactory(), "roster_request_id", False):
-    logging.setLogRecordFactory(_with_request_id(logging.getLogRecordFactory()))
+if not isinstance(logging.getLogRecordFactory(), _RequestIdRecords):
+    logging.setLogRecordFactory(_RequestIdRecords(logging.getLogRecordFactory()))
 
 
 def fails_in_one_line(handler: Handler) -> Handler:

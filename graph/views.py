@@ -153,7 +153,7 @@ class RosterGraphQLView(GraphQLView):
         return super().create_response(response_data, sub_response)
 
     def encode_json(self, data: object) -> bytes:
-        """orjson: several times faster than json.dumps on a 1000-row page. What it refuses
+        """orjson: encoding a large page is a read's biggest cost in Python. What it refuses
         (integers wider than 64 bits, nesting deeper than 255) goes through ``encode_any``."""
         try:
             return orjson.dumps(data)

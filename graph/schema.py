@@ -200,7 +200,7 @@ class Mutation:
             )
         except replay.ReplayError as error:
             raise bad_input(str(error)) from None
-        return BatchResult.from_replay(summary)
+        return BatchResult.from_outcome(summary)
 
     @strawberry.mutation(
         permission_classes=[CanWrite],

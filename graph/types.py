@@ -88,28 +88,17 @@ class BatchResult:
     rejections: list[RowRejection]
 
     @classmethod
-    def from_outcome(cls, outcome: IngestResult) -> BatchResult:
-        """A batch's result."""
+    def from_outcome(cls, outcome: IngestResult | ReplaySummary) -> BatchResult:
+        """A batch's result, or a manual replay's over all its batches: the rows it sent
+        again as ``received``, and the first batch's id."""
+        received = outcome.read if isinstance(outcome, ReplaySummary) else outcome.received
         return cls(
             table=TableEnum(outcome.table),
-            received=outcome.received,
+            received=received,
             inserted=outcome.inserted,
             rejected=outcome.rejected,
             batch_id=strawberry.ID(str(outcome.batch_id)),
             rejections=_row_rejections(outcome.rejections),
-        )
-
-    @classmethod
-    def from_replay(cls, summary: ReplaySummary) -> BatchResult:
-        """A manual replay's result over all its batches: the rows it sent again as
-        ``received``, and the first batch's id."""
-        return cls(
-            table=TableEnum(summary.table),
-            received=summary.read,
-            inserted=summary.inserted,
-            rejected=summary.rejected,
-            batch_id=strawberry.ID(str(summary.batch_id)),
-            rejections=_row_rejections(summary.rejections),
         )
 
 

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from functools import cache
 from typing import Any
 
 from django.conf import settings
@@ -47,6 +46,7 @@ from graphql import (
     OperationDefinitionNode,
     SelectionSetNode,
     ValidationRule,
+    VariableNode,
     get_named_type,
 )
 from strawberry.extensions import SchemaExtension
@@ -68,9 +68,15 @@ _NOTHING = Measure(0, 0, 0)
 class _Walk:
     """Measures selection sets; each (fragment, enclosing page size) is measured once."""
 
-    def __init__(self, schema: GraphQLSchema, fragments: dict[str, FragmentDefinitionNode]):
+    def __init__(
+        self,
+        schema: GraphQLSchema,
+        fragments: dict[str, FragmentDefinitionNode],
+        variables: dict[str, Any],
+    ):
         self.schema = schema
         self.fragments = fragments
+        self.variables = variables
         self.measured: dict[tuple[str, int | None], Measure] = {}
         self.open: set[str] = set()  # fragments being measured: a spread of one is a cycle
 
@@ -109,7 +115,7 @@ class _Walk:
         if page is not None and name == "nodes":
             rows = page
         elif definition is not None and _is_connection(definition, child):
-            inner_page = _first(node, definition)
+            inner_page = _first(node, definition, self.variables)
         inner = self.selections(node.selection_set, child, inner_page)
         return Measure(1 + inner.depth, aliases + inner.aliases, rows * (1 + inner.cost))
 
@@ -142,26 +148,32 @@ def _is_connection(definition: GraphQLField, child: GraphQLNamedType | None) -> 
     )
 
 
-def _first(node: FieldNode, definition: GraphQLField) -> int:
-    """The page size asked for: a literal, the argument's default, or the largest page."""
+def _first(node: FieldNode, definition: GraphQLField, variables: dict[str, Any]) -> int:
+    """The page size asked for: a literal, a variable's value, the argument's default, or the
+    largest page."""
     for argument in node.arguments or ():
         if argument.name.value == "first":
             value = argument.value
             if isinstance(value, IntValueNode) and len(value.value) <= 10:
                 return min(max(int(value.value), 0), MAX_PAGE)
-            return MAX_PAGE  # a variable (or a value the type rules refuse): the worst case
+            if isinstance(value, VariableNode):
+                given = variables.get(value.name.value)
+                if type(given) is int:  # a wrong type is the type rules' to refuse
+                    return min(max(given, 0), MAX_PAGE)
+            return MAX_PAGE  # not a number yet (a variable's default): the worst case
     default = definition.args["first"].default_value
     return min(default, MAX_PAGE) if isinstance(default, int) else MAX_PAGE
 
 
-@cache
-def limits_rule(max_depth: int, max_aliases: int, max_cost: int) -> type[ASTValidationRule]:
-    """The validation rule for these limits (one class per set of limits)."""
+def limits_rule(
+    max_depth: int, max_aliases: int, max_cost: int, variables: dict[str, Any] | None = None
+) -> type[ASTValidationRule]:
+    """The validation rule for these limits and the request's variables."""
 
     class QueryLimitsRule(ValidationRule):
         def enter_document(self, node: DocumentNode, *_args: Any) -> Any:
             for error in measure_document(
-                self.context.schema, node, max_depth, max_aliases, max_cost
+                self.context.schema, node, max_depth, max_aliases, max_cost, variables or {}
             ):
                 self.report_error(error)
             return self.BREAK  # everything is measured: no need to visit the nodes
@@ -170,7 +182,12 @@ def limits_rule(max_depth: int, max_aliases: int, max_cost: int) -> type[ASTVali
 
 
 def measure_document(
-    schema: GraphQLSchema, document: DocumentNode, max_depth: int, max_aliases: int, max_cost: int
+    schema: GraphQLSchema,
+    document: DocumentNode,
+    max_depth: int,
+    max_aliases: int,
+    max_cost: int,
+    variables: dict[str, Any] | None = None,
 ) -> Iterator[GraphQLError]:
     """The errors for every limit ``document`` breaks."""
     fragments = {
@@ -178,7 +195,7 @@ def measure_document(
         for definition in document.definitions
         if isinstance(definition, FragmentDefinitionNode)
     }
-    walk = _Walk(schema, fragments)
+    walk = _Walk(schema, fragments, variables or {})
     aliases = 0
     for operation in document.definitions:
         if not isinstance(operation, OperationDefinitionNode):
@@ -216,7 +233,10 @@ class QueryLimits(SchemaExtension):
         context = self.execution_context
         context.parse_options["max_tokens"] = settings.GRAPHQL_MAX_TOKENS
         rule = limits_rule(
-            settings.GRAPHQL_MAX_DEPTH, settings.GRAPHQL_MAX_ALIASES, settings.GRAPHQL_MAX_COST
+            settings.GRAPHQL_MAX_DEPTH,
+            settings.GRAPHQL_MAX_ALIASES,
+            settings.GRAPHQL_MAX_COST,
+            context.variables if isinstance(context.variables, dict) else None,
         )
         context.validation_rules = (*context.validation_rules, rule)
         yield

@@ -1,14 +1,25 @@
-"""Keyset pagination on id: stable under inserts, and as fast on the last page as the first."""
+"""Keyset pagination: stable under inserts, and as fast on the last page as the first.
+
+A page is ordered by one column, then by id in the same direction, so every row has one place
+and no page skips or repeats a row. A cursor holds the ordering that made it and the last
+row's place in it (its value and id): the next page starts strictly after that place, through
+an index on (column, id). A cursor given to another ordering is the caller's mistake.
+"""
 
 from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Callable
+import enum
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 import strawberry
-from django.db.models import QuerySet
+from django.db.models import F, Q, QuerySet
+from django.db.models.expressions import OrderBy
 
 from backend.dictionary import MAX_BATCH_ROWS
 from graph.errors import bad_input
@@ -16,6 +27,93 @@ from graph.errors import bad_input
 T = TypeVar("T")
 MAX_PAGE = MAX_BATCH_ROWS
 _CURSOR_PREFIX = "roster:v1:"
+_ORDERED_CURSOR_PREFIX = "roster:v2:"
+
+Position = tuple[Any, int]
+"""A row's place in an ordering: its value in the ordering's column, and its id."""
+
+
+@strawberry.enum(description="Which way an ordering runs; ties always break by id, the same way.")
+class OrderDirection(enum.Enum):
+    ASC = "asc"
+    DESC = "desc"
+
+
+@dataclass(frozen=True)
+class Ordering:
+    """An order of rows: one model column, then the primary key, both the same direction."""
+
+    column: str = "id"
+    direction: OrderDirection = OrderDirection.ASC
+
+    @property
+    def name(self) -> str:
+        return f"{self.column} {self.direction.value}"
+
+    @property
+    def descending(self) -> bool:
+        return self.direction is OrderDirection.DESC
+
+    def order_by(self) -> list[OrderBy]:
+        columns = ["pk"] if self.column == "id" else [self.column, "pk"]
+        return [F(c).desc() if self.descending else F(c).asc() for c in columns]
+
+    def after(self, rows: QuerySet, position: Position) -> QuerySet:
+        """The rows strictly after ``position``. The bound on the column alone comes first, so
+        PostgreSQL starts its index scan there and filters only the rows that tie with it."""
+        value, row_id = position
+        beyond, at_or_beyond, past_id = ("lt", "lte", "pk__lt") if self.descending else (
+            "gt", "gte", "pk__gt"
+        )  # fmt: skip
+        if self.column == "id":
+            return rows.filter(**{past_id: row_id})
+        return rows.filter(**{f"{self.column}__{at_or_beyond}": value}).filter(
+            Q(**{f"{self.column}__{beyond}": value}) | Q(**{past_id: row_id})
+        )
+
+    def position(self, node: Any) -> Position:
+        return (getattr(node, self.column), node.id)
+
+
+BY_ID = Ordering()
+
+
+def encode_cursor(ordering: Ordering, position: Position) -> str:
+    """An opaque cursor. In id order it is the v1 cursor of every earlier release."""
+    value, row_id = position
+    if ordering == BY_ID:
+        text = f"{_CURSOR_PREFIX}{row_id}"
+    else:
+        written = value.isoformat() if isinstance(value, datetime) else value
+        text = _ORDERED_CURSOR_PREFIX + json.dumps([ordering.name, written, row_id])
+    return base64.urlsafe_b64encode(text.encode()).decode()
+
+
+def decode_cursor(cursor: str, ordering: Ordering = BY_ID) -> Position:
+    """The place a cursor holds, if this API made it for ``ordering``; else BAD_USER_INPUT."""
+    try:
+        text = base64.urlsafe_b64decode(cursor.encode()).decode()
+        if text.startswith(_CURSOR_PREFIX):
+            made_for, row_id = BY_ID.name, int(text.removeprefix(_CURSOR_PREFIX))
+            value: Any = row_id
+        elif text.startswith(_ORDERED_CURSOR_PREFIX):
+            made_for, value, row_id = json.loads(text.removeprefix(_ORDERED_CURSOR_PREFIX))
+            if type(made_for) is not str or type(row_id) is not int:
+                raise ValueError
+            if made_for.startswith("datetime "):
+                value = datetime.fromisoformat(value)
+            elif type(value) is not (str if made_for.startswith("name ") else int):
+                raise ValueError
+        else:
+            raise ValueError
+    except (ValueError, TypeError, binascii.Error, UnicodeError):
+        raise bad_input(f"'after' is not a cursor this API returned: {cursor!r:.200}") from None
+    if made_for != ordering.name:
+        raise bad_input(
+            f"'after' is a cursor of the order '{made_for}', not of '{ordering.name}': "
+            "page with the orderBy that made it, or start again without 'after'"
+        )
+    return value, row_id
 
 
 @strawberry.type(description="Where this page ends, and whether more rows follow.")
@@ -24,29 +122,44 @@ class PageInfo:
     end_cursor: str | None
 
 
-@strawberry.type(description="One page of rows, in id order.")
+@strawberry.type(description="One page of rows, in the order asked for (id by default).")
 class Connection(Generic[T]):
     nodes: list[T]
     page_info: PageInfo
-    _rows: strawberry.Private[QuerySet]
+    _count: strawberry.Private[Callable[[], int]]
 
     @strawberry.field(description="How many rows match the filter, over all pages.")
     def total_count(self) -> int:
-        return self._rows.count()
+        return self._count()
 
 
-def encode_cursor(row_id: int) -> str:
-    return base64.urlsafe_b64encode(f"{_CURSOR_PREFIX}{row_id}".encode()).decode()
+def check_first(first: int) -> None:
+    if not 0 <= first <= MAX_PAGE:
+        raise bad_input(f"'first' must be between 0 and {MAX_PAGE}, got {first}")
 
 
-def decode_cursor(cursor: str) -> int:
-    try:
-        text = base64.urlsafe_b64decode(cursor.encode()).decode()
-        if not text.startswith(_CURSOR_PREFIX):
-            raise ValueError
-        return int(text.removeprefix(_CURSOR_PREFIX))
-    except (ValueError, binascii.Error, UnicodeError):
-        raise bad_input(f"'after' is not a cursor this API returned: {cursor!r}") from None
+def page_rows(rows: QuerySet, ordering: Ordering, after: str | None) -> QuerySet:
+    """``rows`` in ``ordering``, from just after the cursor: a page is a slice of this."""
+    page = rows.order_by(*ordering.order_by())
+    return page if after is None else ordering.after(page, decode_cursor(after, ordering))
+
+
+def connection(
+    fetched: Sequence[T],
+    *,
+    first: int,
+    after: str | None,
+    ordering: Ordering,
+    count: Callable[[], int],
+) -> Connection[T]:
+    """A page from up to ``first + 1`` fetched nodes: the extra one only says more follow."""
+    nodes = list(fetched[:first])
+    end = encode_cursor(ordering, ordering.position(nodes[-1])) if nodes else after
+    return Connection(
+        nodes=nodes,
+        page_info=PageInfo(has_next_page=len(fetched) > first, end_cursor=end),
+        _count=count,
+    )
 
 
 def paginate(
@@ -54,21 +167,14 @@ def paginate(
     *,
     first: int,
     after: str | None,
-    build: Callable[[QuerySet], list[Any]] = list,
+    ordering: Ordering = BY_ID,
+    build: Callable[[QuerySet], Sequence[Any]] = list,
 ) -> Connection:
     """The page of ``rows`` after the cursor: one query for the page, one more for totalCount.
 
-    ``build`` turns the page's queryset into nodes; each node has an ``id``.
+    ``build`` turns the page's queryset into nodes; each node has an ``id`` and the ordering's
+    column.
     """
-    if not 0 <= first <= MAX_PAGE:
-        raise bad_input(f"'first' must be between 0 and {MAX_PAGE}, got {first}")
-    page = rows.order_by("pk")
-    if after is not None:
-        page = page.filter(pk__gt=decode_cursor(after))
-    nodes = build(page[: first + 1])
-    has_next = len(nodes) > first
-    nodes = nodes[:first]
-    end = encode_cursor(nodes[-1].id) if nodes else after
-    return Connection(
-        nodes=nodes, page_info=PageInfo(has_next_page=has_next, end_cursor=end), _rows=rows
-    )
+    check_first(first)
+    nodes = build(page_rows(rows, ordering, after)[: first + 1])
+    return connection(nodes, first=first, after=after, ordering=ordering, count=rows.count)

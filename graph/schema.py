@@ -17,7 +17,7 @@ from graph import selectors
 from graph.errors import ErrorCodes, bad_input, should_mask
 from graph.execution import LeafObjectExecutionContext
 from graph.limits import QueryLimits
-from graph.pagination import MAX_PAGE, Connection, paginate
+from graph.pagination import BY_ID, MAX_PAGE, Connection, paginate
 from graph.permissions import CanRead, CanWrite, IsAdmin
 from graph.types import (
     ROW_INPUTS,
@@ -30,6 +30,7 @@ from graph.types import (
     DepartmentHires,
     HiredEmployee,
     HiredEmployeeFilter,
+    HiredEmployeeOrder,
     Job,
     JobFilter,
     QuarterlyHires,
@@ -53,25 +54,46 @@ class Query:
         self, first: int = 100, after: str | None = None, filter: DepartmentFilter | None = None
     ) -> Connection[Department]:
         rows = selectors.id_range(models.Department.objects.all(), filter.id if filter else None)
-        return paginate(rows, first=first, after=after)
+        return paginate(rows, first=first, after=after, build=selectors.department_nodes)
 
     @strawberry.field(permission_classes=[CanRead], description="Jobs, by id.")
     def jobs(
         self, first: int = 100, after: str | None = None, filter: JobFilter | None = None
     ) -> Connection[Job]:
         rows = selectors.id_range(models.Job.objects.all(), filter.id if filter else None)
-        return paginate(rows, first=first, after=after)
+        return paginate(rows, first=first, after=after, build=selectors.job_nodes)
 
-    @strawberry.field(permission_classes=[CanRead], description="Hired employees, by id.")
+    @strawberry.field(
+        permission_classes=[CanRead],
+        description="Hired employees, by id unless orderBy says otherwise.",
+    )
     def hired_employees(
-        self, first: int = 100, after: str | None = None, filter: HiredEmployeeFilter | None = None
+        self,
+        first: int = 100,
+        after: str | None = None,
+        filter: HiredEmployeeFilter | None = None,
+        order_by: HiredEmployeeOrder | None = None,
     ) -> Connection[HiredEmployee]:
         return paginate(
             selectors.hired_employees(filter),
             first=first,
             after=after,
+            ordering=order_by.ordering() if order_by is not None else BY_ID,
             build=selectors.employee_nodes,
         )
+
+    @strawberry.field(permission_classes=[CanRead], description="A department; null if none.")
+    def department(self, id: int) -> Department | None:
+        return selectors.one(selectors.department_nodes(models.Department.objects.filter(pk=id)))
+
+    @strawberry.field(permission_classes=[CanRead], description="A job; null if none.")
+    def job(self, id: int) -> Job | None:
+        return selectors.one(selectors.job_nodes(models.Job.objects.filter(pk=id)))
+
+    @strawberry.field(permission_classes=[CanRead], description="A hired employee; null if none.")
+    def hired_employee(self, id: int) -> HiredEmployee | None:
+        rows = models.HiredEmployee.objects.filter(pk=id)
+        return selectors.one(selectors.employee_nodes(rows))
 
     @strawberry.field(
         permission_classes=[CanRead],

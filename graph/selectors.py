@@ -4,18 +4,23 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
-from django.db.models import QuerySet, TextField
-from django.db.models.functions import Cast
+from django.db import connection as database
+from django.db.models import Count, F, QuerySet, TextField
+from django.db.models.expressions import RawSQL, Window
+from django.db.models.functions import Cast, RowNumber
 
 from backend import models
 from graph.errors import bad_input
+from graph.pagination import BY_ID, Connection, Ordering, check_first, connection, page_rows
 from graph.types import (
     Department,
     HiredEmployee,
     HiredEmployeeFilter,
+    HiredEmployeeOrder,
     IdRange,
     Job,
     RejectionType,
@@ -46,6 +51,13 @@ def hired_employees(where: HiredEmployeeFilter | None) -> QuerySet:
             rows = rows.filter(datetime__gte=_utc(where.hired_between.gte, "gte"))
         if where.hired_between.lt is not None:
             rows = rows.filter(datetime__lt=_utc(where.hired_between.lt, "lt"))
+    if where.name is not None:
+        # Django escapes % and _ and folds case (UPPER ... LIKE on PostgreSQL, which the
+        # trigram index on UPPER(name) serves; LIKE on SQLite, which folds ASCII only).
+        if where.name.starts_with is not None:
+            rows = rows.filter(name__istartswith=where.name.starts_with)
+        if where.name.contains is not None:
+            rows = rows.filter(name__icontains=where.name.contains)
     return rows
 
 
@@ -73,16 +85,25 @@ _EMPLOYEE_COLUMNS = (
 
 def employee_nodes(page: QuerySet) -> list[HiredEmployee]:
     """One joined query, straight into GraphQL nodes: no model instances on the hot path."""
+    return _employees(page.values_list(*_EMPLOYEE_COLUMNS))
+
+
+def _employees(rows: Iterable[Sequence[Any]]) -> list[HiredEmployee]:
+    """Nodes from rows of ``_EMPLOYEE_COLUMNS``. Each department and job is one node, shared
+    by its hires, and the departments (and the jobs) of the page load their own hires together."""
     departments: dict[int, Department] = {}
     jobs: dict[int, Job] = {}
+    department_hires, job_hires = Siblings("department_id"), Siblings("job_id")
     nodes = []
-    for row_id, name, hired, department_id, job_id, department, job in page.values_list(
-        *_EMPLOYEE_COLUMNS
-    ):
+    for row_id, name, hired, department_id, job_id, department, job in rows:
         if department_id not in departments:
-            departments[department_id] = Department(id=department_id, department=department)
+            departments[department_id] = Department(
+                id=department_id, department=department, _children=department_hires
+            )
+            department_hires.ids.append(department_id)
         if job_id not in jobs:
-            jobs[job_id] = Job(id=job_id, job=job)
+            jobs[job_id] = Job(id=job_id, job=job, _children=job_hires)
+            job_hires.ids.append(job_id)
         nodes.append(
             HiredEmployee(
                 id=row_id,
@@ -95,6 +116,117 @@ def employee_nodes(page: QuerySet) -> list[HiredEmployee]:
             )
         )
     return nodes
+
+
+def department_nodes(page: QuerySet) -> list[Department]:
+    hires = Siblings("department_id")
+    nodes = [Department(id=i, department=d, _children=hires) for i, d in page.values_list()]
+    hires.ids.extend(node.id for node in nodes)
+    return nodes
+
+
+def job_nodes(page: QuerySet) -> list[Job]:
+    hires = Siblings("job_id")
+    nodes = [Job(id=i, job=j, _children=hires) for i, j in page.values_list()]
+    hires.ids.extend(node.id for node in nodes)
+    return nodes
+
+
+def one(nodes: list[Any]) -> Any:
+    """The node of a lookup by id, or None when the row does not exist."""
+    return nodes[0] if nodes else None
+
+
+class Siblings:
+    """The departments (or the jobs) of one page, and their hires: the first parent that asks
+    for a page of its hires loads that page for every parent, in one query, and the first that
+    asks for its totalCount counts them all, in one more. So the queries a nested connection
+    costs do not grow with the number of parents."""
+
+    def __init__(self, column: Literal["department_id", "job_id"]) -> None:
+        self.column = column
+        self.ids: list[int] = []
+        self._pages: dict[str, dict[int, list[HiredEmployee]]] = {}
+        self._counts: dict[str, dict[int, int]] = {}
+
+    def hired_employees(
+        self,
+        parent_id: int,
+        *,
+        first: int,
+        after: str | None,
+        where: HiredEmployeeFilter | None,
+        order: HiredEmployeeOrder | None,
+    ) -> Connection[HiredEmployee]:
+        check_first(first)
+        ordering = order.ordering() if order is not None else BY_ID
+        rows = hired_employees(where)
+        asked = repr((first, after, where, ordering))  # every alias with its own arguments
+        if asked not in self._pages:
+            page = page_rows(rows, ordering, after)
+            self._pages[asked] = _pages_per_parent(self.column, self.ids, page, ordering, first + 1)
+
+        def count() -> int:
+            if repr(where) not in self._counts:
+                counted = (
+                    rows.filter(**{f"{self.column}__in": self.ids})
+                    .order_by()
+                    .values(self.column)
+                    .annotate(hires=Count("pk"))
+                    .values_list(self.column, "hires")
+                )
+                self._counts[repr(where)] = dict(counted)
+            return self._counts[repr(where)].get(parent_id, 0)
+
+        return connection(
+            self._pages[asked].get(parent_id, []),
+            first=first,
+            after=after,
+            ordering=ordering,
+            count=count,
+        )
+
+
+def _pages_per_parent(
+    column: str, parent_ids: list[int], page: QuerySet, ordering: Ordering, size: int
+) -> dict[int, list[HiredEmployee]]:
+    """The first ``size`` rows of ``page`` for each parent, in one query.
+
+    PostgreSQL takes each parent's rows through a LATERAL join, so each is an index scan on
+    (parent, column, id) that stops after ``size`` rows. SQLite has no LATERAL: it numbers
+    each parent's rows with a window function and keeps the first ``size``.
+    """
+    if not parent_ids:
+        return {}
+    if database.vendor == "postgresql":
+        lateral = (
+            page.filter(**{column: RawSQL("roster_parent.id", ())})
+            .annotate(rank=Window(RowNumber(), order_by=ordering.order_by()))
+            .values_list(*_EMPLOYEE_COLUMNS, "rank")[:size]
+        )
+        sql, params = lateral.query.sql_with_params()
+        with database.cursor() as cursor:
+            cursor.execute(
+                "SELECT roster_parent.id, page.* "
+                "FROM unnest(%s::integer[]) WITH ORDINALITY AS roster_parent(id, n) "
+                f"CROSS JOIN LATERAL ({sql}) AS page ORDER BY roster_parent.n, page.rank",
+                [parent_ids, *params],
+            )
+            fetched: list[Sequence[Any]] = cursor.fetchall()
+    else:
+        rank = Window(RowNumber(), partition_by=F(column), order_by=ordering.order_by())
+        fetched = list(
+            page.filter(**{f"{column}__in": parent_ids})
+            .annotate(rank=rank)
+            .filter(rank__lte=size)
+            .order_by(column, "rank")
+            .values_list(column, *_EMPLOYEE_COLUMNS, "rank")
+        )
+    nodes = _employees(row[1:-1] for row in fetched)  # one set of siblings for the level
+    per_parent: dict[int, list[HiredEmployee]] = {}
+    for row, node in zip(fetched, nodes, strict=True):
+        per_parent.setdefault(row[0], []).append(node)
+    return per_parent
 
 
 def rejection_nodes(page: QuerySet) -> list[RejectionType]:

@@ -8,7 +8,7 @@ import enum
 import json
 import re
 from datetime import datetime
-from typing import Any, NewType
+from typing import Any, NewType, Protocol
 
 import strawberry
 from strawberry.scalars import JSON
@@ -19,6 +19,7 @@ from strawberry.types.scalar import ScalarDefinition
 from backend import dictionary, metrics
 from backend.dictionary import DEPARTMENTS, HIRED_EMPLOYEES, JOBS
 from graph.errors import bad_input
+from graph.pagination import Connection, OrderDirection, Ordering
 from jobs.backups import Position
 from jobs.ingest import IngestResult, RejectedRow
 from jobs.ingest.replay import ReplaySummary
@@ -37,16 +38,60 @@ def _doc(table: dictionary.Table, column: str) -> str:
     return table.column(column).doc
 
 
+class ChildPages(Protocol):
+    """The hires of every department (or job) of one page, loaded at once for all of them when
+    the first asks, so that a nested page costs the same queries for 1 parent or 1000."""
+
+    def hired_employees(
+        self,
+        parent_id: int,
+        *,
+        first: int,
+        after: str | None,
+        where: HiredEmployeeFilter | None,
+        order: HiredEmployeeOrder | None,
+    ) -> Connection[HiredEmployee]: ...
+
+
+_HIRES_ARGS = "first, after, filter and orderBy work as in the top-level hiredEmployees"
+
+
 @strawberry.type(description=DEPARTMENTS.doc)
 class Department:
     id: int = strawberry.field(description=_doc(DEPARTMENTS, "id"))
     department: str = strawberry.field(description=_doc(DEPARTMENTS, "department"))
+    _children: strawberry.Private[ChildPages]
+
+    @strawberry.field(description=f"The department's hired employees ({_HIRES_ARGS}).")
+    def hired_employees(
+        self,
+        first: int = 100,
+        after: str | None = None,
+        filter: HiredEmployeeFilter | None = None,
+        order_by: HiredEmployeeOrder | None = None,
+    ) -> Connection[HiredEmployee]:
+        return self._children.hired_employees(
+            self.id, first=first, after=after, where=filter, order=order_by
+        )
 
 
 @strawberry.type(description=JOBS.doc)
 class Job:
     id: int = strawberry.field(description=_doc(JOBS, "id"))
     job: str = strawberry.field(description=_doc(JOBS, "job"))
+    _children: strawberry.Private[ChildPages]
+
+    @strawberry.field(description=f"The hired employees in this job ({_HIRES_ARGS}).")
+    def hired_employees(
+        self,
+        first: int = 100,
+        after: str | None = None,
+        filter: HiredEmployeeFilter | None = None,
+        order_by: HiredEmployeeOrder | None = None,
+    ) -> Connection[HiredEmployee]:
+        return self._children.hired_employees(
+            self.id, first=first, after=after, where=filter, order=order_by
+        )
 
 
 @strawberry.type(description=HIRED_EMPLOYEES.doc)
@@ -193,12 +238,43 @@ class JobFilter:
     id: IdRange | None = None
 
 
+@strawberry.input(
+    description="Case-insensitive text matches; given both, a row must match both. On "
+    "PostgreSQL every letter's case is folded; on SQLite only ASCII letters'."
+)
+class TextFilter:
+    starts_with: str | None = None
+    contains: str | None = None
+
+
 @strawberry.input
 class HiredEmployeeFilter:
     id: IdRange | None = None
     department_id: int | None = None
     job_id: int | None = None
     hired_between: DateTimeRange | None = None
+    name: TextFilter | None = None
+
+
+@strawberry.enum(description="A column hired employees can be ordered by.")
+class HiredEmployeeOrderField(enum.Enum):
+    ID = "id"
+    DATETIME = "datetime"
+    NAME = "name"
+
+
+@strawberry.input(
+    description="An order of hired employees: a column, then id, both in one direction, so "
+    "pages never skip or repeat a row. A page's cursors work only with the order that made "
+    "them. Names sort by the database's collation: by code point on SQLite and on a PostgreSQL "
+    "database created with the C collation."
+)
+class HiredEmployeeOrder:
+    field: HiredEmployeeOrderField = HiredEmployeeOrderField.ID
+    direction: OrderDirection = OrderDirection.ASC
+
+    def ordering(self) -> Ordering:
+        return Ordering(column=self.field.value, direction=self.direction)
 
 
 # --- batch inputs, derived from the dictionary -----------------------------------------------

@@ -169,14 +169,35 @@ def test_the_cost_multiplies_down_the_nesting_and_adds_across_aliases(gql, refs)
     assert answer.errors[0]["message"].startswith("'Two' may read about 6002 rows;")
 
 
-def test_a_page_size_in_a_variable_counts_as_the_largest_page(gql, refs) -> None:
+def test_a_page_size_in_a_variable_counts_its_value(gql, refs) -> None:
     query = "query P($n: Int!) { jobs(first: $n) { nodes { id } } }"
     with override_settings(GRAPHQL_MAX_COST=1000):
-        answer = gql(query, {"n": 1}, scope="read")
+        answer = gql(query, {"n": 1000}, scope="read")
+        assert answer.codes == [TOO_COMPLEX]
+        assert answer.errors[0]["message"].startswith("'P' may read about 1001 rows;")
+        nodes = gql(query, {"n": 999}, scope="read").data["jobs"]["nodes"]
+        assert nodes == [{"id": 1}, {"id": 2}, {"id": 3}]
+
+
+def test_a_page_size_in_a_variable_left_to_its_default_counts_as_the_largest_page(
+    gql, refs
+) -> None:
+    query = "query P($n: Int = 1) { jobs(first: $n) { nodes { id } } }"
+    with override_settings(GRAPHQL_MAX_COST=1000):
+        answer = gql(query, {}, scope="read")
     assert answer.codes == [TOO_COMPLEX]
     assert answer.errors[0]["message"].startswith("'P' may read about 1001 rows;")
-    with override_settings(GRAPHQL_MAX_COST=1001):
-        assert gql(query, {"n": 1}, scope="read").data == {"jobs": {"nodes": [{"id": 1}]}}
+
+
+def test_nested_page_sizes_in_variables_multiply(gql, refs) -> None:
+    query = """query N($d: Int!, $h: Int!) {
+      departments(first: $d) { nodes { hiredEmployees(first: $h) { nodes { id } } } }
+    }"""
+    with override_settings(GRAPHQL_MAX_COST=50_000):
+        assert gql(query, {"d": 100, "h": 100}, scope="read").errors == []
+        answer = gql(query, {"d": 1000, "h": 100}, scope="read")
+    assert answer.codes == [TOO_COMPLEX]
+    assert answer.errors[0]["message"].startswith("'N' may read about 102001 rows;")
 
 
 def test_a_page_size_left_out_counts_as_its_default(gql, refs) -> None:

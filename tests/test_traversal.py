@@ -1,0 +1,378 @@
+"""Walking the graph (issue 13): lookups by id, each department's and job's hires as their own
+connection, orderings with keyset cursors, name filters, and the indexes behind them."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from backend.models import Department, HiredEmployee, Job
+from graph import selectors
+from graph.pagination import OrderDirection, Ordering, encode_cursor, page_rows
+from graph.types import HiredEmployeeFilter, TextFilter
+
+NESTED = """
+query Nested($first: Int!, $departments: Int!) {
+  departments(first: $departments) {
+    nodes {
+      id
+      hiredEmployees(first: $first) { totalCount nodes { id departmentId job { job } } }
+    }
+  }
+}
+"""
+
+ORDERED = """
+query Ordered($first: Int!, $after: String, $orderBy: HiredEmployeeOrder,
+              $filter: HiredEmployeeFilter) {
+  hiredEmployees(first: $first, after: $after, orderBy: $orderBy, filter: $filter) {
+    totalCount
+    pageInfo { hasNextPage endCursor }
+    nodes { id name datetime }
+  }
+}
+"""
+
+DEPARTMENT_HIRES = """
+query OneDepartment($id: Int!, $first: Int!, $after: String, $orderBy: HiredEmployeeOrder) {
+  department(id: $id) {
+    department
+    hiredEmployees(first: $first, after: $after, orderBy: $orderBy) {
+      totalCount
+      pageInfo { hasNextPage endCursor }
+      nodes { id departmentId }
+    }
+  }
+}
+"""
+
+START = datetime(2021, 1, 1, tzinfo=UTC)
+
+
+@pytest.fixture
+def hires(db: None) -> list[HiredEmployee]:
+    """40 hires over 3 departments and 2 jobs, with tied times and tied names, ids shuffled
+    against both, so that every ordering needs its id tie-break."""
+    Department.objects.bulk_create(Department(id=i, department=f"Dept {i}") for i in (1, 2, 3))
+    Job.objects.bulk_create(Job(id=i, job=f"Job {i}") for i in (1, 2))
+    names = ["Ana", "bob", "Bob", "Cleo", "ana", "Zed", "100% Sure", "A_B"]
+    rows = [
+        HiredEmployee(
+            id=(row * 7) % 41,  # 7, 14, ... : ids unrelated to the other columns
+            name=names[row % len(names)],
+            datetime=START + timedelta(hours=row % 5),
+            department_id=1 + row % 3,
+            job_id=1 + row % 2,
+        )
+        for row in range(1, 41)
+    ]
+    return HiredEmployee.objects.bulk_create(rows)
+
+
+def expected(rows: list[HiredEmployee], column: str, descending: bool) -> list[int]:
+    """Ids in (column, id) order, as the databases here compare (code points: C and binary)."""
+    return [
+        row.id
+        for row in sorted(rows, key=lambda row: (getattr(row, column), row.id), reverse=descending)
+    ]
+
+
+def walk(gql, query: str, variables: dict[str, Any], path: list[str]) -> list[dict[str, Any]]:
+    """Every node of a connection, page by page, following endCursor."""
+    nodes: list[dict[str, Any]] = []
+    after = variables.get("after")
+    for _ in range(100):
+        answer = gql(query, {**variables, "after": after}, scope="read")
+        assert answer.errors == []
+        page = answer.data
+        for key in path:
+            page = page[key]
+        nodes += page["nodes"]
+        if not page["pageInfo"]["hasNextPage"]:
+            return nodes
+        after = page["pageInfo"]["endCursor"]
+    raise AssertionError("more than 100 pages")
+
+
+# --- lookups by id ---------------------------------------------------------------------------
+
+
+def test_lookups_by_id_answer_the_row_or_null(gql, hires) -> None:
+    answer = gql(
+        "{ department(id: 2) { id department } job(id: 1) { job } "
+        "hiredEmployee(id: 14) { id name department { department } job { job } } "
+        "noDepartment: department(id: 99) { id } noJob: job(id: -1) { id } "
+        "noHire: hiredEmployee(id: 2147483647) { id } }",
+        scope="read",
+    )
+    hire = HiredEmployee.objects.select_related("department", "job").get(id=14)
+    assert answer.errors == []
+    assert answer.data == {
+        "department": {"id": 2, "department": "Dept 2"},
+        "job": {"job": "Job 1"},
+        "hiredEmployee": {
+            "id": 14,
+            "name": hire.name,
+            "department": {"department": hire.department.department},
+            "job": {"job": hire.job.job},
+        },
+        "noDepartment": None,
+        "noJob": None,
+        "noHire": None,
+    }
+
+
+def test_lookups_need_a_token(gql, hires) -> None:
+    answer = gql("{ department(id: 1) { id } }", scope=None)
+    assert answer.status == 401
+    assert answer.codes == ["UNAUTHENTICATED"]
+
+
+# --- nested connections ----------------------------------------------------------------------
+
+
+def test_each_department_pages_its_own_hires_with_its_own_count(gql, sample_data) -> None:
+    answer = gql(NESTED, {"first": 3, "departments": 100}, scope="read")
+    assert answer.errors == []
+    departments = answer.data["departments"]["nodes"]
+    assert [d["id"] for d in departments] == list(range(1, 13))
+    for department in departments:
+        rows = HiredEmployee.objects.filter(department_id=department["id"]).order_by("id")
+        first = list(rows.select_related("job")[:3])
+        assert department["hiredEmployees"] == {
+            "totalCount": rows.count(),
+            "nodes": [{"id": r.id, "departmentId": department["id"], "job": {"job": r.job.job}}
+                      for r in first],
+        }  # fmt: skip
+
+
+def test_a_departments_hires_walk_to_the_end_in_every_order(gql, hires) -> None:
+    for field, column in (("ID", "id"), ("DATETIME", "datetime"), ("NAME", "name")):
+        for direction in ("ASC", "DESC"):
+            nodes = walk(
+                gql,
+                DEPARTMENT_HIRES,
+                {"id": 2, "first": 4, "orderBy": {"field": field, "direction": direction}},
+                ["department", "hiredEmployees"],
+            )
+            mine = [row for row in hires if row.department_id == 2]
+            assert [n["id"] for n in nodes] == expected(mine, column, direction == "DESC")
+            assert {n["departmentId"] for n in nodes} == {2}
+
+
+def test_jobs_list_their_hires_and_aliases_keep_their_own_arguments(gql, hires) -> None:
+    answer = gql(
+        "{ jobs { nodes { id "
+        "byId: hiredEmployees(first: 2) { totalCount nodes { id } } "
+        "byName: hiredEmployees(first: 2, orderBy: {field: NAME, direction: DESC}) { nodes { id } }"
+        ' named: hiredEmployees(filter: {name: {startsWith: "b"}}) { totalCount } } } }',
+        scope="read",
+    )
+    assert answer.errors == []
+    for job in answer.data["jobs"]["nodes"]:
+        mine = [row for row in hires if row.job_id == job["id"]]
+        assert job["byId"] == {
+            "totalCount": len(mine),
+            "nodes": [{"id": i} for i in expected(mine, "id", False)[:2]],
+        }
+        assert job["byName"]["nodes"] == [{"id": i} for i in expected(mine, "name", True)[:2]]
+        assert job["named"]["totalCount"] == sum(r.name.lower().startswith("b") for r in mine)
+
+
+def test_nested_queries_cost_the_same_whatever_the_number_of_departments(gql, sample_data) -> None:
+    gql("{ departments { totalCount } }", scope="read")  # the token's first use records it
+    counts = {}
+    for departments in (1, 2, 12):
+        with CaptureQueriesContext(connection) as queries:
+            answer = gql(NESTED, {"first": 10, "departments": departments}, scope="read")
+        assert len(answer.data["departments"]["nodes"]) == departments
+        assert all(d["hiredEmployees"]["nodes"] for d in answer.data["departments"]["nodes"])
+        counts[departments] = len(queries.captured_queries)
+    # the token, the departments' page, every department's first hires (with their jobs
+    # joined), and every department's count
+    assert counts == {1: 4, 2: 4, 12: 4}
+
+
+def test_two_levels_down_still_cost_one_query_per_level(gql, sample_data) -> None:
+    query = """
+    query($departments: Int!) {
+      departments(first: $departments) { nodes { hiredEmployees(first: 5) { nodes {
+        job { hiredEmployees(first: 2, orderBy: {field: DATETIME}) { totalCount nodes { id } } }
+      } } } }
+    }
+    """
+    gql("{ departments { totalCount } }", scope="read")
+    counts = {}
+    for departments in (1, 12):
+        with CaptureQueriesContext(connection) as queries:
+            answer = gql(query, {"departments": departments}, scope="read")
+        assert answer.errors == []
+        counts[departments] = len(queries.captured_queries)
+    job = answer.data["departments"]["nodes"][0]["hiredEmployees"]["nodes"][0]["job"]
+    one_job = job["hiredEmployees"]
+    job_id = HiredEmployee.objects.filter(department_id=1).order_by("id").first().job_id
+    rows = HiredEmployee.objects.filter(job_id=job_id).order_by("datetime", "id")
+    assert one_job == {"totalCount": rows.count(), "nodes": [{"id": r.id} for r in rows[:2]]}
+    # the token, departments, their hires, the hires' jobs' hires, and those jobs' counts
+    assert counts == {1: 5, 12: 5}
+
+
+# --- orderings and cursors -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("direction", ["ASC", "DESC"])
+@pytest.mark.parametrize(("field", "column"), [("ID", "id"), ("DATETIME", "datetime"),
+                                                ("NAME", "name")])  # fmt: skip
+def test_every_order_pages_through_every_row_once(gql, hires, field, column, direction) -> None:
+    nodes = walk(
+        gql, ORDERED, {"first": 3, "orderBy": {"field": field, "direction": direction}},
+        ["hiredEmployees"],
+    )  # fmt: skip
+    assert [n["id"] for n in nodes] == expected(hires, column, direction == "DESC")
+
+
+def test_order_defaults_to_id_ascending_and_its_cursors_are_the_old_ones(gql, hires) -> None:
+    answer = gql(ORDERED, {"first": 2, "orderBy": {}}, scope="read")
+    page = answer.data["hiredEmployees"]
+    assert [n["id"] for n in page["nodes"]] == expected(hires, "id", False)[:2]
+    cursor = base64.urlsafe_b64decode(page["pageInfo"]["endCursor"]).decode()
+    assert cursor == f"roster:v1:{page['nodes'][-1]['id']}"
+
+
+def test_a_keyset_page_neither_skips_nor_repeats_a_row_inserted_before_it(gql, hires) -> None:
+    order = {"field": "DATETIME", "direction": "DESC"}
+    first = gql(ORDERED, {"first": 10, "orderBy": order}, scope="read").data["hiredEmployees"]
+    seen = [n["id"] for n in first["nodes"]]
+    HiredEmployee.objects.create(  # latest of all: it sorts before the cursor
+        id=100, name="Late", datetime=START + timedelta(days=9), department_id=1, job_id=1
+    )
+    after = first["pageInfo"]["endCursor"]
+    rest = walk(gql, ORDERED, {"first": 10, "orderBy": order, "after": after}, ["hiredEmployees"])
+    assert seen + [n["id"] for n in rest] == expected(hires, "datetime", True)
+
+
+def test_a_cursor_works_only_with_the_order_that_made_it(gql, hires) -> None:
+    by_name = {"field": "NAME", "direction": "ASC"}
+    named = gql(ORDERED, {"first": 2, "orderBy": by_name}, scope="read").data["hiredEmployees"]
+    by_id = gql(ORDERED, {"first": 2}, scope="read").data["hiredEmployees"]
+    for cursor, order in (
+        (named["pageInfo"]["endCursor"], None),
+        (named["pageInfo"]["endCursor"], {"field": "NAME", "direction": "DESC"}),
+        (by_id["pageInfo"]["endCursor"], by_name),
+    ):
+        answer = gql(ORDERED, {"first": 2, "after": cursor, "orderBy": order}, scope="read")
+        assert answer.codes == ["BAD_USER_INPUT"]
+        assert "is a cursor of the order" in answer.errors[0]["message"]
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        ["datetime asc", "not a time", 3],
+        ["name asc", 5, 3],
+        ["name asc", "Ana", "3"],
+        ["id asc", "x", 3],
+        {"name asc": 1},
+    ],
+)
+def test_a_forged_ordered_cursor_is_bad_input(gql, hires, payload) -> None:
+    cursor = base64.urlsafe_b64encode(f"roster:v2:{json.dumps(payload)}".encode()).decode()
+    answer = gql(ORDERED, {"first": 2, "after": cursor}, scope="read")
+    assert answer.codes == ["BAD_USER_INPUT"]
+    assert "is not a cursor this API returned" in answer.errors[0]["message"]
+
+
+# --- name filters ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "matches"),
+    [
+        ({"startsWith": "b"}, {"bob", "Bob"}),
+        ({"startsWith": "ANA"}, {"Ana", "ana"}),
+        ({"contains": "O"}, {"bob", "Bob", "Cleo"}),
+        ({"contains": "0%"}, {"100% Sure"}),  # % and _ are the letters themselves
+        ({"contains": "_"}, {"A_B"}),
+        ({"startsWith": "a", "contains": "b"}, {"A_B"}),
+        ({"contains": "nobody"}, set()),
+    ],
+)
+def test_name_filters_fold_case_and_take_wildcards_literally(gql, hires, name, matches) -> None:
+    answer = gql(ORDERED, {"first": 100, "filter": {"name": name}}, scope="read")
+    page = answer.data["hiredEmployees"]
+    wanted = [row for row in hires if row.name in matches]
+    assert [n["id"] for n in page["nodes"]] == expected(wanted, "id", False)
+    assert page["totalCount"] == len(wanted)
+
+
+# --- the plans: each ordering is an index range scan -----------------------------------------
+
+
+def _index_scans_only() -> None:
+    """On 40 rows PostgreSQL would rather read the table and sort it: with a million, the
+    plan below is its choice (docs/benchmarks.md). SET LOCAL ends with the test's transaction."""
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SET LOCAL enable_seqscan = off")
+            cursor.execute("SET LOCAL enable_bitmapscan = off")
+
+
+def _plan(rows: Any) -> str:
+    _index_scans_only()
+    return rows.explain()
+
+
+@pytest.mark.parametrize("direction", list(OrderDirection))
+@pytest.mark.parametrize("column", ["id", "datetime", "name"])
+def test_each_ordering_after_a_cursor_is_an_index_scan_with_no_sort(
+    hires, column, direction
+) -> None:
+    ordering = Ordering(column=column, direction=direction)
+    cursor_row = sorted(hires, key=lambda row: row.id)[20]
+    after = encode_cursor(ordering, ordering.position(cursor_row))
+    plan = _plan(page_rows(selectors.hired_employees(None), ordering, after)[:101])
+    index = "hired_employees_pkey" if column == "id" else f"hires_by_{column}"
+    if connection.vendor == "postgresql":
+        assert f"Index Scan{' Backward' if ordering.descending else ''} using {index}" in plan
+        assert "Sort" not in plan
+    else:
+        assert "TEMP B-TREE" not in plan  # SQLite sorts nothing: the index gives the order
+        assert "PRIMARY KEY" in plan if column == "id" else f"INDEX {index}" in plan
+
+
+def test_a_departments_hires_are_one_index_scan_per_department(gql, hires) -> None:
+    query = "{ departments { nodes { hiredEmployees(first: 2) { nodes { id } } } } }"
+    with CaptureQueriesContext(connection) as queries:
+        assert gql(query, scope="read").errors == []
+    (nested,) = [q["sql"] for q in queries.captured_queries if "ROW_NUMBER" in q["sql"]]
+    _index_scans_only()
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(f"EXPLAIN {nested}")
+            plan = "\n".join(row[0] for row in cursor.fetchall())
+            assert "Index Scan using hires_by_department" in plan
+            (sort,) = [line.strip() for line in plan.splitlines() if "Sort Key" in line]
+            assert sort.startswith("Sort Key: roster_parent.n,")  # the answer's, not a page's
+        else:
+            cursor.execute(f"EXPLAIN QUERY PLAN {nested}")
+            plan = "\n".join(str(row) for row in cursor.fetchall())
+            assert "hires_by_department" in plan
+
+
+def test_name_filters_use_the_trigram_index_on_postgresql(hires) -> None:
+    where = HiredEmployeeFilter(name=TextFilter(contains="ob"))
+    rows = selectors.hired_employees(where).order_by()  # as totalCount counts them
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SET LOCAL enable_seqscan = off")
+    plan = rows.explain()
+    if connection.vendor == "postgresql":
+        assert "Bitmap Index Scan on hires_name_trigrams" in plan
+    else:  # SQLite has no trigram index: a name filter scans (the README says so)
+        assert "SCAN hired_employees" in plan

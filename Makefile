@@ -48,4 +48,4 @@ browser:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; }
 
 clean:
-	rm -rf $(VENV) var
+	rm -rf $(VENV) var tests/http_audit/node_modules

@@ -7,6 +7,9 @@
   and errors with ``extensions.code`` ``SERVICE_UNAVAILABLE``.
 - A statement cancelled by ``STATEMENT_TIMEOUT_MS`` is not an outage: its error has
   ``extensions.code`` ``TIMEOUT``.
+- The answer's media type follows ``Accept`` (``graph/negotiation.py``): under
+  ``application/graphql-response+json`` a document that fails before execution answers 400,
+  and no answer other than a 2xx has ``data``; ``application/json`` answers as it always did.
 - An answer orjson cannot encode (an integer wider than 64 bits, deep nesting in a logged
   row) is encoded by ``json`` instead: the answer never fails for its content.
 """
@@ -39,16 +42,24 @@ from backend.health import (
 from backend.request_body import MalformedBody, has_lone_surrogate, parse_json_body
 from backend.timeouts import TIMEOUT_CODE, is_statement_timeout, statement_timeout, timeout_message
 from graph.errors import is_outage, is_timeout, service_unavailable, timed_out
+from graph.negotiation import (
+    CONTENT_TYPES,
+    JSON,
+    NOT_ACCEPTABLE,
+    NOT_ACCEPTABLE_MESSAGE,
+    negotiate,
+    shape,
+)
 
 BAD_REQUEST = "BAD_REQUEST"
 _HTTP_CODES = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}
 
 
-def graphql_error(status: int, code: str, message: str) -> JsonResponse:
-    response = JsonResponse(
-        {"data": None, "errors": [{"message": message, "extensions": {"code": code}}]},
-        status=status,
-    )
+def graphql_error(status: int, code: str, message: str, media_type: str = JSON) -> JsonResponse:
+    """Roster's own refusal, in GraphQL's error shape and the negotiated media type."""
+    error = {"message": message, "extensions": {"code": code}}
+    body, status = shape({"data": None, "errors": [error]}, status, media_type)
+    response = JsonResponse(body, status=status, content_type=CONTENT_TYPES[media_type])
     if status == 401:
         response["WWW-Authenticate"] = 'Bearer realm="roster"'
     if status == 503:
@@ -60,23 +71,30 @@ def graphql_error(status: int, code: str, message: str) -> JsonResponse:
 class RosterGraphQLView(GraphQLView):
     """Every operation needs a token or a staff session; GraphiQL itself loads without one."""
 
+    media_type = JSON
+    """The answer's, negotiated per request (Django makes a view instance per request)."""
+
     def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         if self._is_ide_request(request):
             return super().dispatch(request, *args, **kwargs)
+        media_type = negotiate(request.headers.get("Accept"))
+        if media_type is None:
+            return graphql_error(406, NOT_ACCEPTABLE, NOT_ACCEPTABLE_MESSAGE)
+        self.media_type = media_type
         try:
             request.principal = require_principal(request)  # type: ignore[attr-defined]
             with statement_timeout():
                 return self.run(request=request)
         except HTTPException as refused:  # Strawberry's, or ours: the request cannot be read
             code = _HTTP_CODES.get(refused.status_code, BAD_REQUEST)
-            return graphql_error(refused.status_code, code, refused.reason)
+            return graphql_error(refused.status_code, code, refused.reason, media_type)
         except AccessDenied as denied:
-            return graphql_error(denied.status, denied.code, denied.message)
+            return graphql_error(denied.status, denied.code, denied.message, media_type)
         except DATABASE_ERRORS as error:
             if is_statement_timeout(error):
-                return graphql_error(200, TIMEOUT_CODE, timeout_message())
+                return graphql_error(200, TIMEOUT_CODE, timeout_message(), media_type)
             log_outage(request, error)
-            return graphql_error(503, UNAVAILABLE_CODE, UNAVAILABLE_MESSAGE)
+            return graphql_error(503, UNAVAILABLE_CODE, UNAVAILABLE_MESSAGE, media_type)
 
     def _is_ide_request(self, request: HttpRequest) -> bool:
         return (
@@ -139,7 +157,8 @@ class RosterGraphQLView(GraphQLView):
         response_data: GraphQLHTTPResponse | list[GraphQLHTTPResponse],
         sub_response: HttpResponse,
     ) -> HttpResponseBase:
-        """503 with ``Retry-After`` when any error is SERVICE_UNAVAILABLE, else Strawberry's."""
+        """503 with ``Retry-After`` when any error is SERVICE_UNAVAILABLE; then the status,
+        body and ``Content-Type`` of the negotiated media type (``negotiation.shape``)."""
         results = response_data if isinstance(response_data, list) else [response_data]
         codes = {
             (error.get("extensions") or {}).get("code")
@@ -150,7 +169,14 @@ class RosterGraphQLView(GraphQLView):
         if UNAVAILABLE_CODE in codes:
             sub_response.status_code = 503
             sub_response["Retry-After"] = str(RETRY_AFTER_SECONDS)
-        return super().create_response(response_data, sub_response)
+        if not isinstance(response_data, list):  # batching is off: a list never comes
+            body, sub_response.status_code = shape(
+                response_data, sub_response.status_code, self.media_type
+            )
+            response_data = cast("GraphQLHTTPResponse", body)
+        response = super().create_response(response_data, sub_response)
+        response["Content-Type"] = CONTENT_TYPES[self.media_type]
+        return response
 
     def encode_json(self, data: object) -> bytes:
         """orjson: encoding a large page is a read's biggest cost in Python. What it refuses

@@ -45,12 +45,10 @@ _SECRET_KEY = secrets.token_urlsafe(50)
 _LOAD_REFERENCE = """
 import csv
 from backend.models import Department, Job
-with open("data/sample/departments.csv", newline="") as f:
-    Department.objects.bulk_create(
-        [Department(id=int(r[0]), department=r[1]) for r in csv.reader(f) if r]
-    )
-with open("data/sample/jobs.csv", newline="") as f:
-    Job.objects.bulk_create([Job(id=int(r[0]), job=r[1]) for r in csv.reader(f) if r])
+for model, field in ((Department, "department"), (Job, "job")):
+    with open(f"data/sample/{field}s.csv", newline="") as f:
+        rows = [model(id=int(r[0]), **{field: r[1]}) for r in csv.reader(f) if r]
+    model.objects.bulk_create(rows)
 print(Department.objects.count(), Job.objects.count())
 """
 
@@ -224,8 +222,8 @@ def employee(i: int) -> tuple[int, str, datetime, int, int]:
 
 def hired_employees_csv(path: Path, rows: int, bad_every: int = 100) -> tuple[Path, int]:
     """A headerless hired_employees file of ``rows`` rows, every ``bad_every``-th one bad (in
-    turn a bad datetime, a missing job, an unknown department), and a copy of its valid rows
-    (``valid_<name>``): that copy's path and the number of bad rows."""
+    turn a bad datetime, a missing job, an unknown department), and a copy of its valid rows:
+    that copy's path and the number of bad rows."""
     rng, valid = random.Random(rows), path.with_name(f"valid_{path.name}")
     with path.open("w", encoding="utf-8") as out, valid.open("w", encoding="utf-8") as ok:
         for i in range(1, rows + 1):
@@ -408,10 +406,9 @@ def compare(
     at_least: float | None = None,
     at_most: float | None = None,
     note: str = "",
-) -> float:
+) -> None:
     """Print ``label: figure | baseline | ratio``, with the verdict against the target if there
-    is one (``limit``: the highest ratio; ``at_least``, ``at_most``: bounds of the figure);
-    return the ratio."""
+    is one (``limit``: the highest ratio; ``at_least``, ``at_most``: bounds of the figure)."""
     ratio = figure / baseline
     target = ""
     if limit is not None:
@@ -422,7 +419,6 @@ def compare(
         target = f"  (target <= {show(at_most, unit)})  {verdict(figure <= at_most)}"
     figures = f"{show(figure, unit)} | baseline {show(baseline, unit)} | {ratio:.2f}x"
     print(f"{label}: {figures}{target}{note}", flush=True)
-    return ratio
 
 
 def _machine(db: str) -> str:

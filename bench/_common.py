@@ -14,6 +14,7 @@ import fcntl
 import os
 import platform
 import random
+import re
 import secrets
 import signal
 import socket
@@ -23,16 +24,17 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple, TypeVar
 
 import dj_database_url
 import psycopg2
+import psycopg2.extras
 import requests
 
+T = TypeVar("T")
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON, GUNICORN = (str(ROOT / ".venv" / "bin" / name) for name in ("python", "gunicorn"))
 COLUMNS = "id,name,datetime,department_id,job_id"
@@ -43,23 +45,20 @@ _SECRET_KEY = secrets.token_urlsafe(50)
 _LOAD_REFERENCE = """
 import csv
 from backend.models import Department, Job
-with open("data/sample/departments.csv", newline="") as f:
-    Department.objects.bulk_create(
-        [Department(id=int(r[0]), department=r[1]) for r in csv.reader(f) if r]
-    )
-with open("data/sample/jobs.csv", newline="") as f:
-    Job.objects.bulk_create([Job(id=int(r[0]), job=r[1]) for r in csv.reader(f) if r])
+for model, field in ((Department, "department"), (Job, "job")):
+    with open(f"data/sample/{field}s.csv", newline="") as f:
+        rows = [model(id=int(r[0]), **{field: r[1]}) for r in csv.reader(f) if r]
+    model.objects.bulk_create(rows)
 print(Department.objects.count(), Job.objects.count())
 """
 
 
-def options(doc: str, **sizes: int) -> argparse.Namespace:
-    """The script's size options (``rows=1000`` gives ``--rows``); the defaults are full size."""
+def options(doc: str, **sizes: Any) -> argparse.Namespace:
+    """The script's options (``rows=1000`` gives ``--rows``, of its default's type, full size)."""
     parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     for name, default in sizes.items():
-        parser.add_argument(
-            f"--{name.replace('_', '-')}", type=int, default=default, help=f"default {default:,}"
-        )
+        flag, kind = f"--{name.replace('_', '-')}", type(default)
+        parser.add_argument(flag, type=kind, default=default, help="default %(default)s")
     return parser.parse_args()
 
 
@@ -115,6 +114,27 @@ def sql(
             return cur.fetchall() if cur.description else []
     finally:
         conn.close()
+
+
+def psql(db: str) -> list[str]:
+    """The ``psql`` command on the PostgreSQL database ``db``, quiet, stopping at an error."""
+    return ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", pg_dsn(db)]
+
+
+def fill(db: str, statement: str, rows: int) -> None:
+    """Run ``statement``, SQL that makes ``{rows}`` hired employees, then ``VACUUM ANALYZE``
+    (statistics, visibility map, hint bits); print the time it took."""
+    started = time.perf_counter()
+    sql(db, statement.format(rows=rows))
+    sql(db, "VACUUM ANALYZE")
+    print(f"filled with {rows:,} rows in {time.perf_counter() - started:.1f} s")
+
+
+def insert_rows(conn: Any, rows: Sequence[tuple]) -> None:
+    """``rows`` (of ``COLUMNS``) into hired_employees with psycopg2's ``execute_values``."""
+    with conn.cursor() as cur:
+        statement = f"INSERT INTO hired_employees ({COLUMNS}) VALUES %s"
+        psycopg2.extras.execute_values(cur, statement, rows, page_size=1000)
 
 
 def remove_database(db: str) -> None:
@@ -190,15 +210,20 @@ def worktree(commit: str) -> Iterator[Path]:
 
 # --- data ------------------------------------------------------------------------------------
 
-_EPOCH = datetime(2019, 1, 1, tzinfo=UTC)
+_EPOCH, _HIRED = datetime(2019, 1, 1, tzinfo=UTC), datetime(2021, 1, 1, tzinfo=UTC)
 _FIRST = ["Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Frances", "Ken", "Radia", "Tim"]
 _LAST = ["Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov", "Knuth", "Allen", "Perlman"]
 
 
+def employee(i: int) -> tuple[int, str, datetime, int, int]:
+    """Hired employee ``i`` of the HTTP benchmarks: id, name, datetime, department, job."""
+    return i, f"Bench Employee {i}", _HIRED + timedelta(minutes=i), 1 + i % 12, 1 + i % 183
+
+
 def hired_employees_csv(path: Path, rows: int, bad_every: int = 100) -> tuple[Path, int]:
     """A headerless hired_employees file of ``rows`` rows, every ``bad_every``-th one bad (in
-    turn a bad datetime, a missing job, an unknown department), and a copy of its valid rows
-    (``valid_<name>``): that copy's path and the number of bad rows."""
+    turn a bad datetime, a missing job, an unknown department), and a copy of its valid rows:
+    that copy's path and the number of bad rows."""
     rng, valid = random.Random(rows), path.with_name(f"valid_{path.name}")
     with path.open("w", encoding="utf-8") as out, valid.open("w", encoding="utf-8") as ok:
         for i in range(1, rows + 1):
@@ -225,8 +250,7 @@ def hired_employees_csv(path: Path, rows: int, bad_every: int = 100) -> tuple[Pa
 # --- processes -------------------------------------------------------------------------------
 
 
-@dataclass
-class Timed:
+class Timed(NamedTuple):
     """One timed command: its wall seconds, the peak RSS of its largest process, its stdout."""
 
     seconds: float
@@ -238,19 +262,20 @@ def timed(cmd: Sequence[str], env: Mapping[str, str]) -> Timed:
     """Run ``cmd`` under ``/usr/bin/time -f "%e %M"`` (whose own footprint is small, unlike this
     process's, which may hold an S3 server's data); its output if it fails."""
     with tempfile.NamedTemporaryFile("r", suffix=".time") as report:
-        started = time.perf_counter()
-        done = subprocess.run(
-            ["/usr/bin/time", "-o", report.name, "-f", "%e %M", *cmd],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
+        time_it = ["/usr/bin/time", "-o", report.name, "-f", "%e %M", *cmd]
+        elapsed, done = clock(
+            subprocess.run, time_it, cwd=ROOT, env=env, capture_output=True, text=True
         )
-        elapsed = time.perf_counter() - started
         if done.returncode != 0:
             raise RuntimeError(f"{' '.join(cmd)} failed:\n{done.stdout}\n{done.stderr[-4000:]}")
         max_kb = report.read().split()[-1]
     return Timed(elapsed, int(max_kb) / 1024, done.stdout)
+
+
+def copy_csv(db: str, path: Path) -> Timed:
+    """psql's ``\\copy`` of the headerless CSV file ``path`` into hired_employees, timed."""
+    command = f"\\copy hired_employees ({COLUMNS}) from '{path}' csv"  # no quote in a temp path
+    return timed([*psql(db), "-c", command], app_env(db))
 
 
 @contextlib.contextmanager
@@ -310,9 +335,8 @@ def post(
 ) -> tuple[float, Any]:
     """POST ``body``: the seconds until the whole answer arrived, and the answer; with ``field``,
     only ``data[field]``, and an answer that is not a 200 with that field and no error raises."""
-    started = time.perf_counter()
-    response = http.post(url, data=body)
-    elapsed = time.perf_counter() - started  # the whole body is in: decoding is the client's
+    # the whole body is in when post() returns: decoding it is the client's work
+    elapsed, response = clock(http.post, url, data=body)
     answer = response.json()
     if field is None:
         return elapsed, answer
@@ -322,9 +346,29 @@ def post(
     return elapsed, data
 
 
-# --- figures ---------------------------------------------------------------------------------
+# --- timing and figures ----------------------------------------------------------------------
 
 median = statistics.median
+
+
+def clock(work: Callable[..., T], *args: Any, **kwargs: Any) -> tuple[float, T]:
+    """The wall seconds ``work(*args, **kwargs)`` took, and its result."""
+    started = time.perf_counter()
+    result = work(*args, **kwargs)
+    return time.perf_counter() - started, result
+
+
+def interleave(
+    rounds: int, warmups: int, step: Callable[..., Mapping[str, float]], *args: Any
+) -> dict[str, list[float]]:
+    """Call ``step(round, *args)``, which times each measurement once, in turn (so that background
+    load hits them alike), ``warmups + rounds`` times: each one's seconds after the warm-ups."""
+    samples: dict[str, list[float]] = {}
+    for round_ in range(warmups + rounds):
+        for key, seconds in step(round_, *args).items():
+            if round_ >= warmups:
+                samples.setdefault(key, []).append(seconds)
+    return samples
 
 
 def p90(samples: Sequence[float]) -> float:
@@ -362,10 +406,9 @@ def compare(
     at_least: float | None = None,
     at_most: float | None = None,
     note: str = "",
-) -> float:
+) -> None:
     """Print ``label: figure | baseline | ratio``, with the verdict against the target if there
-    is one (``limit``: the highest ratio; ``at_least``, ``at_most``: bounds of the figure);
-    return the ratio."""
+    is one (``limit``: the highest ratio; ``at_least``, ``at_most``: bounds of the figure)."""
     ratio = figure / baseline
     target = ""
     if limit is not None:
@@ -376,19 +419,11 @@ def compare(
         target = f"  (target <= {show(at_most, unit)})  {verdict(figure <= at_most)}"
     figures = f"{show(figure, unit)} | baseline {show(baseline, unit)} | {ratio:.2f}x"
     print(f"{label}: {figures}{target}{note}", flush=True)
-    return ratio
 
 
 def _machine(db: str) -> str:
     """What the figures are measured on: CPU, memory, Python and the database server."""
-    cpu = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        "?",
-    )
+    cpu = re.search(r"^model name\s*:\s*(.*)$", Path("/proc/cpuinfo").read_text(), re.M)
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     if is_sqlite(db):
         server = f"SQLite {sqlite3.sqlite_version}"
@@ -396,7 +431,7 @@ def _machine(db: str) -> str:
         server = f"PostgreSQL {sql(db, 'SHOW server_version', server=True)[0][0]}"
     return (
         f"{datetime.now(UTC):%Y-%m-%d %H:%M UTC}, nproc {os.cpu_count()}, {memory:.0f} GiB, "
-        f"{cpu}, Python {platform.python_version()}, {server}"
+        f"{cpu[1] if cpu else '?'}, Python {platform.python_version()}, {server}"
     )
 
 

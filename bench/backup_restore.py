@@ -1,33 +1,23 @@
 """Benchmark: ``manage.py backup hired_employees`` and ``manage.py restore hired_employees`` of
 1,000,000 hired employees on PostgreSQL, with their peak RSS.
 
-Run: ``.venv/bin/python bench/backup_restore.py`` (``--rows N --rounds N`` for a shorter run)
-
-Baselines, interleaved with the commands round by round (times and RSS from ``/usr/bin/time``):
-
-- backup: a Python script (same interpreter) that reads the same rows in id order through a
-  psycopg2 server-side cursor in a REPEATABLE READ, READ ONLY transaction and writes them with
-  ``fastavro.writer``, the same schema (``jobs.avro.schema_for``) and codec (deflate);
-- restore: a Python script reading the same backup file with ``fastavro.reader`` into a CSV
-  file, then ``psql -c "\\copy hired_employees ... from <csv> csv"`` into the emptied table
-  (same constraints). Baseline time = read+convert time + ``\\copy`` time.
-
-Targets: each command <= 1.2x its baseline (medians), with a peak RSS <= 150 MB. After every
-restore the table must hold exactly the rows it was backed up with (count and a content
-checksum); the rows the restore must replace are first marked, so a restore that kept them
-would show.
+Baselines, interleaved round by round (times and RSS from ``/usr/bin/time``): for the backup, a
+Python script reading the same rows in id order through a psycopg2 named cursor (REPEATABLE
+READ, READ ONLY) and writing them with ``fastavro.writer``, same schema and codec; for the
+restore, a script converting the backup to CSV with ``fastavro.reader``, then psql's ``\\copy``
+into the emptied table (convert + ``\\copy``). Targets: each command <= 1.2x its baseline
+(medians), peak RSS <= 150 MB. Each restore must bring back exactly the backed-up rows (count
+and checksum), over rows first marked stale.
 """
 
 from __future__ import annotations
 
 import tempfile
-import time
 from pathlib import Path
 
 import _common as bench
 
-TARGET_RATIO = 1.2
-TARGET_RSS_MB = 150
+TARGET_RATIO, TARGET_RSS_MB = 1.2, 150
 MARKER = "stale row, the restore must replace it"
 
 # Valid rows: names from two short lists plus the id, datetimes every 94 s from 2020-01-01 (to
@@ -76,7 +66,7 @@ with conn:
 conn.close()
 """
 
-RESTORE_BASELINE_READ = """
+RESTORE_READ = """
 import csv, sys
 import fastavro
 
@@ -124,33 +114,13 @@ def restore_round(db: str, env: dict[str, str], work: Path, rows: int) -> tuple[
         raise RuntimeError(f"after the restore: {got} (expected {expected}), {marked} marked")
 
     csv_path = work / "baseline.csv"
-    convert = bench.timed(
-        [bench.PYTHON, "-c", RESTORE_BASELINE_READ, str(backup), str(csv_path)], env
-    )
+    convert = bench.timed([bench.PYTHON, "-c", RESTORE_READ, str(backup), str(csv_path)], env)
     bench.sql(db, "DELETE FROM hired_employees")  # untimed
-    copy = bench.timed(
-        [
-            "psql",
-            "-X",
-            "-q",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-h",
-            "127.0.0.1",
-            "-U",
-            "postgres",
-            "-d",
-            db,
-            "-c",
-            f"\\copy hired_employees ({bench.COLUMNS}) from '{csv_path}' csv",
-        ],
-        env,
-    )
+    copy = bench.copy_csv(db, csv_path)
     csv_path.unlink()
     if (got := bench.sql(db, CHECKSUM)[0]) != expected:
         raise RuntimeError(f"after the baseline \\copy: {got} (expected {expected})")
-    base_mb = max(convert.rss_mb, copy.rss_mb)
-    return app.seconds, convert.seconds + copy.seconds, app.rss_mb, base_mb
+    return app.seconds, convert.seconds + copy.seconds, app.rss_mb, max(convert.rss_mb, copy.rss_mb)
 
 
 def main() -> None:
@@ -159,10 +129,7 @@ def main() -> None:
     title = f"backup and restore of {args.rows:,} hired_employees"
     with bench.run(title, db), tempfile.TemporaryDirectory(prefix="bench-backup-") as tmp:
         bench.prepare_database(db)
-        started = time.perf_counter()
-        bench.sql(db, FILL.format(rows=int(args.rows)))
-        bench.sql(db, "VACUUM ANALYZE")
-        print(f"filled with {args.rows:,} rows in {time.perf_counter() - started:.1f} s")
+        bench.fill(db, FILL, args.rows)
         env = bench.app_env(db, BACKUP_DIR=str(Path(tmp) / "backups"), BACKUP_BUCKET="")
         rounds = {
             "backup": [backup_round(db, env, Path(tmp), args.rows) for _ in range(args.rounds)],
@@ -174,14 +141,8 @@ def main() -> None:
             app, base, app_mb, base_mb = zip(*runs, strict=True)
             each = ", ".join(f"{a:.2f} s | baseline {b:.2f} s" for a, b, *_ in runs)
             print(f"{name} rounds: {each}")
-            bench.compare(
-                name,
-                bench.median(app),
-                bench.median(base),
-                "s",
-                TARGET_RATIO,
-                note=f"; {args.rows / bench.median(app):,.0f} rows/s",
-            )
+            rate = f"; {args.rows / bench.median(app):,.0f} rows/s"
+            bench.compare(name, bench.median(app), bench.median(base), "s", TARGET_RATIO, note=rate)
             bench.compare(
                 f"{name} peak RSS", max(app_mb), max(base_mb), "MB", at_most=TARGET_RSS_MB
             )

@@ -1,18 +1,11 @@
 """Benchmark: the fragment attack (issue 10), refused before it runs.
 
-Run: ``.venv/bin/python bench/fragment_attack.py`` (``--rounds N`` for a shorter run)
-
-The document: 25 fragments, each spreading the previous one twice (``fragment F1 on Query
-{ ...F0 ...F0 }``), under 1,000 bytes: 16.7 million spreads once expanded. Strawberry's
-``QueryDepthLimiter`` and ``MaxAliasesLimiter`` walked every one (the time doubles per level,
-and gunicorn killed the worker); ``graph/limits.py`` measures each fragment once.
-
-Measured, interleaved round by round: the baseline, graphql-core's own ``validate`` with only
-its standard rules on the parsed document (no parsing, no limits, nothing executed); Roster in
-process, ``schema.execute_sync`` on the text (parsing, every rule, the limits), which refuses it
-with ``QUERY_TOO_COMPLEX``; and Roster over HTTP (gunicorn, PostgreSQL, a read token). For
-scale, Strawberry's two limiters alone are timed on smaller documents (12 to 16 levels).
-Target: refused in under 50 ms, in process and over HTTP.
+The document: 25 fragments, each spreading the previous one twice, in under 1,000 bytes (16.7
+million spreads once expanded). Measured, interleaved round by round: Roster in process
+(``schema.execute_sync`` of the text: parsing, every rule, the limits), refusing it with
+``QUERY_TOO_COMPLEX``, and Roster over HTTP (gunicorn, PostgreSQL), against graphql-core's own
+``validate`` with only its standard rules on the parsed document. Target: refused in under 50
+ms. For scale, Strawberry's old limiters alone are timed on 12 to 16 levels.
 """
 
 from __future__ import annotations
@@ -20,27 +13,17 @@ from __future__ import annotations
 import json
 import logging
 import os
-import time
-from collections.abc import Callable
 from typing import Any
 
 import _common as bench
 
-LEVELS = 25
-WARMUPS = 3
-TARGET_SECONDS = 0.050
+LEVELS, WARMUPS, TARGET_SECONDS = 25, 3, 0.050
 
 
 def attack(levels: int) -> str:
     parts = [f"query Attack {{ ...F{levels - 1} }}", "fragment F0 on Query { jobs { totalCount } }"]
     parts += [f"fragment F{i} on Query {{ ...F{i - 1} ...F{i - 1} }}" for i in range(1, levels)]
     return "\n".join(parts)
-
-
-def timed(work: Callable[[], Any]) -> tuple[float, Any]:
-    started = time.perf_counter()
-    result = work()
-    return time.perf_counter() - started, result
 
 
 def codes(errors: list[Any]) -> list[str]:
@@ -68,22 +51,23 @@ def main() -> None:
         from graph.schema import schema
 
         core, parsed, body = schema._schema, parse(document), json.dumps({"query": document})
-        samples: dict[str, list[float]] = {"base": [], "roster": [], "http": []}
-        with bench.gunicorn(db, workers=1) as url, bench.session(token) as http:
-            for round_ in range(WARMUPS + args.rounds):
-                base, base_errors = timed(lambda: validate(core, parsed, specified_rules))
-                roster, result = timed(lambda: schema.execute_sync(document))
-                over_http, answer = bench.post(http, url, body.encode())
-                if base_errors:
-                    raise RuntimeError(f"graphql-core refused the document: {base_errors}")
-                refused = [codes(result.errors or []), codes(answer.get("errors") or [])]
-                if refused != [["QUERY_TOO_COMPLEX"]] * 2:
-                    raise RuntimeError(f"not refused: {result.errors} / {answer}")
-                if round_ >= WARMUPS:
-                    for key, seconds in zip(samples, (base, roster, over_http), strict=True):
-                        samples[key].append(seconds)
 
-        print(f"\nrefusal: {answer['errors'][0]['message']}")
+        def one_round(_: int) -> dict[str, float]:
+            base, base_errors = bench.clock(validate, core, parsed, specified_rules)
+            roster, result = bench.clock(schema.execute_sync, document)
+            over_http, answer = bench.post(http, url, body.encode())
+            if base_errors:
+                raise RuntimeError(f"graphql-core refused the document: {base_errors}")
+            refused = [codes(result.errors or []), codes(answer.get("errors") or [])]
+            if refused != [["QUERY_TOO_COMPLEX"]] * 2:
+                raise RuntimeError(f"not refused: {result.errors} / {answer}")
+            return {"base": base, "roster": roster, "http": over_http}
+
+        with bench.gunicorn(db, workers=1) as url, bench.session(token) as http:
+            samples = bench.interleave(args.rounds, WARMUPS, one_round)
+            refusal = bench.post(http, url, body.encode())[1]["errors"][0]["message"]
+
+        print(f"\nrefusal: {refusal}")
         print(
             f"{args.rounds} interleaved rounds after {WARMUPS} warm-ups; baseline: "
             "graphql-core validate with its standard rules only"
@@ -102,7 +86,7 @@ def main() -> None:
             MaxAliasesLimiter(max_alias_count=15).validation_rules[0],
         ]
         for levels in range(12, 17):
-            seconds, _ = timed(lambda n=levels: validate(core, parse(attack(n)), limiters))
+            seconds, _ = bench.clock(lambda n=levels: validate(core, parse(attack(n)), limiters))
             print(f"  {levels} levels: {bench.ms(seconds)}")
         print(
             f"  (doubling per level, {LEVELS} levels would take about "

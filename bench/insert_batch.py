@@ -1,12 +1,9 @@
 """Benchmark: ``insertBatch`` of 1000 hired_employees rows over HTTP (gunicorn, PostgreSQL).
 
-Run: ``.venv/bin/python bench/insert_batch.py`` (``--rounds N --requests N`` for a shorter run)
-
-Baseline, interleaved round by round with the HTTP requests: (a) the same query and variables
-executed in-process by a bare Strawberry schema with a no-op resolver, plus (b) a psycopg2
-``execute_values`` insert of 1000 rows into the same table, committed. Targets: median latency
-<= 1.5x the baseline, and at least 25,000 rows/s with 2 concurrent clients, printed beside the
-database's own ceiling (2 clients doing only (b)).
+Baseline, interleaved round by round: (a) the same query and variables run in process by a bare
+Strawberry schema with a no-op resolver, plus (b) a committed psycopg2 ``execute_values`` insert
+of 1000 rows into the same table. Targets: median latency <= 1.5x the baseline, and at least
+25,000 rows/s with 2 concurrent clients, beside the database's ceiling (2 clients doing only (b)).
 """
 
 from __future__ import annotations
@@ -17,39 +14,32 @@ import json
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import _common as bench
 import psycopg2
-import psycopg2.extras
 import requests
 import strawberry
 
-ROWS = 1000
-WARMUPS = 6
-CLIENTS = 2
-TARGET_RATIO = 1.5
-TARGET_ROWS_PER_S = 25_000
+ROWS, WARMUPS, CLIENTS = 1000, 6, 2
+TARGET_RATIO, TARGET_ROWS_PER_S = 1.5, 25_000
 MUTATION = (
     "mutation($rows: [HiredEmployeeInput!]!) "
     "{ insertBatch(input: {hiredEmployees: $rows}) { received inserted rejected } }"
 )
-_EPOCH = datetime(2021, 1, 1, tzinfo=UTC)
 _ids = itertools.count(1)  # fresh hired_employees ids, never reused (next() is atomic)
+
+
+def fresh_rows() -> list[tuple]:
+    return [bench.employee(i) for i in itertools.islice(_ids, ROWS)]
 
 
 def body() -> bytes:
     """One request with 1000 fresh valid rows, encoded ahead of the clock."""
+    keys = ("id", "name", "datetime", "departmentId", "jobId")
     rows = [
-        {
-            "id": i,
-            "name": f"Bench Employee {i}",
-            "datetime": (_EPOCH + timedelta(minutes=i)).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "departmentId": 1 + i % 12,
-            "jobId": 1 + i % 183,
-        }
-        for i in itertools.islice(_ids, ROWS)
+        dict(zip(keys, (i, name, f"{at:%Y-%m-%dT%H:%M:%SZ}", department, job), strict=True))
+        for i, name, at, department, job in fresh_rows()
     ]
     return json.dumps({"query": MUTATION, "variables": {"rows": rows}}).encode()
 
@@ -60,9 +50,6 @@ def send(http: requests.Session, url: str, data: bytes) -> float:
     if result["inserted"] != ROWS:
         raise RuntimeError(f"unexpected result: {result}")
     return seconds
-
-
-# --- baseline (a): a bare Strawberry schema with a no-op resolver ----------------------------
 
 
 @strawberry.input
@@ -104,38 +91,30 @@ BARE_SCHEMA = strawberry.Schema(query=Query, mutation=Mutation)
 
 
 def bare_graphql(data: bytes) -> float:
-    """Seconds for an in-process ``execute_sync`` of the same query and variables."""
+    """Baseline (a): seconds for the bare schema's ``execute_sync`` of the same request."""
     request = json.loads(data)
-    started = time.perf_counter()
-    result = BARE_SCHEMA.execute_sync(request["query"], variable_values=request["variables"])
-    elapsed = time.perf_counter() - started
+    execute = BARE_SCHEMA.execute_sync
+    seconds, result = bench.clock(execute, request["query"], variable_values=request["variables"])
     if result.errors or result.data["insertBatch"]["inserted"] != ROWS:
         raise RuntimeError(f"baseline schema failed: {result.errors}")
-    return elapsed
-
-
-# --- baseline (b): psycopg2 execute_values into the same table -------------------------------
+    return seconds
 
 
 def bare_insert(conn: Any) -> float:
-    """Seconds for a committed ``execute_values`` insert of 1000 fresh rows."""
-    rows = [
-        (i, f"Bench Employee {i}", _EPOCH + timedelta(minutes=i), 1 + i % 12, 1 + i % 183)
-        for i in itertools.islice(_ids, ROWS)
-    ]
+    """Baseline (b): seconds for a committed ``execute_values`` insert of 1000 fresh rows."""
+    rows = fresh_rows()
     started = time.perf_counter()
-    with conn.cursor() as cur:
-        psycopg2.extras.execute_values(
-            cur,
-            "INSERT INTO hired_employees (id, name, datetime, department_id, job_id) VALUES %s",
-            rows,
-            page_size=ROWS,
-        )
+    bench.insert_rows(conn, rows)
     conn.commit()
     return time.perf_counter() - started
 
 
-# --- concurrency -----------------------------------------------------------------------------
+def one_round(round_: int, url: str, token: str, http: requests.Session, conn: Any) -> dict:
+    """(a), (b) and the HTTP request, one after the other: background load hits all alike."""
+    if round_ == WARMUPS:
+        clients(url, token, CLIENTS, 2)  # each worker's first requests are slow
+    data = body()
+    return {"a": bare_graphql(data), "b": bare_insert(conn), "http": send(http, url, data)}
 
 
 def at_once(works: list[Callable[[], Any]]) -> float:
@@ -148,8 +127,8 @@ def at_once(works: list[Callable[[], Any]]) -> float:
 
 
 def clients(url: str, token: str, count: int, each: int) -> tuple[float, list[float]]:
-    """``count`` clients (one session each) send ``each`` batches at once: the wall seconds
-    from the common start to the last answer, and every latency."""
+    """``count`` clients (a session each) send ``each`` batches at once: the wall seconds from
+    the common start to the last answer, and every latency."""
     latencies: list[float] = []
 
     def client(bodies: list[bytes]) -> None:
@@ -178,20 +157,12 @@ def main() -> None:
     with bench.run("insertBatch: 1000 hired_employees rows per request, HTTP, PostgreSQL", db):
         bench.prepare_database(db)
         token = bench.create_token(db, "bench", "write")
-        samples: dict[str, list[float]] = {"a": [], "b": [], "http": []}
         with (
             bench.gunicorn(db) as url,
             bench.session(token) as http,
             contextlib.closing(psycopg2.connect(bench.pg_dsn(db))) as conn,
         ):
-            for round_ in range(WARMUPS + args.rounds):  # background load hits all three alike
-                if round_ == WARMUPS:
-                    clients(url, token, CLIENTS, 2)  # each worker's first requests are slow
-                data = body()
-                figures = (bare_graphql(data), bare_insert(conn), send(http, url, data))
-                if round_ >= WARMUPS:
-                    for key, seconds in zip(samples, figures, strict=True):
-                        samples[key].append(seconds)
+            samples = bench.interleave(args.rounds, WARMUPS, one_round, url, token, http, conn)
             wall_1, _ = clients(url, token, 1, args.requests)
             wall_2, latencies_2 = clients(url, token, CLIENTS, args.requests)
         most = ceiling(db, CLIENTS, args.requests)

@@ -1,13 +1,10 @@
 """Benchmark: the historic CSV load, ``manage.py load_csv`` of a 1,000,000-row hired_employees
 file (1% bad rows), from a local file and from an S3 API server, on PostgreSQL.
 
-Run: ``.venv/bin/python bench/load_csv.py`` (``--rows N --small-rows N`` for a shorter run)
-
-Baseline, measured in the same run: ``psql -c "\\copy hired_employees ... csv"`` of the file's
-valid rows into the same table, with the same constraints. Targets: load time <= 1.5x the
-``\\copy`` time, and a peak RSS (``/usr/bin/time``'s, the loader's largest process) <= 150 MB
-that stays flat from a 100,000-row file to the 1,000,000-row file. The S3 server (moto) runs in
-this process, on the same CPUs: it is part of what is timed.
+Baseline, in the same run: psql's ``\\copy`` of the file's valid rows into the same table.
+Targets: load time <= 1.5x the ``\\copy`` time, and a peak RSS (the loader's largest process)
+<= 150 MB that stays flat from a 100,000-row file to the 1,000,000-row file. The S3 server
+(moto) runs in this process, on the same CPUs: it is part of what is timed.
 """
 
 from __future__ import annotations
@@ -21,8 +18,7 @@ from pathlib import Path
 
 import _common as bench
 
-TARGET_RATIO = 1.5
-TARGET_RSS_MB = 150
+TARGET_RATIO, TARGET_RSS_MB = 1.5, 150
 BUCKET = "roster-bench"
 S3_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -31,37 +27,23 @@ S3_ENV = {
 }
 
 
-def emptied(db: str) -> None:
-    """Empty what a load writes, and checkpoint: each measurement starts from the same state."""
+def measure(db: str, source: Path | str, rows: int, bad: int | None, **env: str) -> bench.Timed:
+    """On emptied tables, checkpointed (each measurement starts from the same state): psql's
+    ``\\copy`` of the valid rows file ``source`` if ``bad`` is None, else ``manage.py load_csv
+    source`` (only errors logged: each rejected row is a WARNING). Every row must then be
+    stored or rejected."""
     bench.sql(db, "TRUNCATE hired_employees, rejections, parked_references, batches, load_runs")
     bench.sql(db, "CHECKPOINT")
-
-
-def check(db: str, inserted: int, rejected: int) -> None:
+    if bad is None:
+        run, expected = bench.copy_csv(db, Path(source)), (rows, 0)
+    else:
+        command = [bench.PYTHON, "manage.py", "load_csv", str(source)]
+        run = bench.timed(command, bench.app_env(db, LOG_LEVEL="ERROR", **env))
+        expected = (rows - bad, bad)
     counts = "SELECT (SELECT count(*) FROM hired_employees), (SELECT count(*) FROM rejections)"
-    if (found := bench.sql(db, counts)[0]) != (inserted, rejected):
-        raise RuntimeError(f"expected {inserted} rows and {rejected} rejections, got {found}")
-
-
-def load(db: str, source: str, rows: int, bad: int, **env: str) -> bench.Timed:
-    """``manage.py load_csv source`` on emptied tables (only errors logged: every rejected row
-    would be a WARNING line): its time and peak RSS. Every row must be stored or rejected."""
-    emptied(db)
-    run = bench.timed(
-        [bench.PYTHON, "manage.py", "load_csv", source], bench.app_env(db, LOG_LEVEL="ERROR", **env)
-    )
-    check(db, rows - bad, bad)
+    if (found := bench.sql(db, counts)[0]) != expected:
+        raise RuntimeError(f"expected {expected} rows and rejections, got {found}")
     return run
-
-
-def copy(db: str, valid: Path, rows: int) -> float:
-    """Seconds of psql's ``\\copy`` of the valid rows into the emptied table."""
-    emptied(db)
-    command = f"\\copy hired_employees ({bench.COLUMNS}) from '{valid}' csv"  # no quote in tmp
-    psql = ["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", db, "-q", "-c", command]
-    seconds = bench.timed(psql, bench.app_env(db)).seconds
-    check(db, rows, 0)
-    return seconds
 
 
 @contextlib.contextmanager
@@ -93,37 +75,31 @@ def s3_file(path: Path) -> Iterator[dict[str, str]]:
 
 def main() -> None:
     args = bench.options(__doc__, rows=1_000_000, small_rows=100_000)
-    db = bench.database("load")
-    title = f"load_csv: {args.rows:,}-row hired_employees file, 1% bad rows"
+    db, rows, small_rows = bench.database("load"), args.rows, args.small_rows
+    title = f"load_csv: {rows:,}-row hired_employees file, 1% bad rows"
     with bench.run(title, db), tempfile.TemporaryDirectory(prefix="bench-load-csv-") as tmp:
         bench.prepare_database(db)
         big, small = Path(tmp) / "hired_employees.csv", Path(tmp) / "hired_employees_small.csv"
         clock = time.perf_counter()
-        valid, bad = bench.hired_employees_csv(big, args.rows)
-        _, small_bad = bench.hired_employees_csv(small, args.small_rows)
+        valid, bad = bench.hired_employees_csv(big, rows)
+        _, small_bad = bench.hired_employees_csv(small, small_rows)
         print(
-            f"generated {big.stat().st_size / 1e6:.1f} MB ({args.rows:,} rows, {bad:,} bad) "
-            f"and {args.small_rows:,} rows in {time.perf_counter() - clock:.1f} s",
+            f"generated {big.stat().st_size / 1e6:.1f} MB ({rows:,} rows, {bad:,} bad) "
+            f"and {small_rows:,} rows in {time.perf_counter() - clock:.1f} s",
             flush=True,
         )
 
-        runs = {f"{args.small_rows:,} rows": load(db, str(small), args.small_rows, small_bad)}
-        seconds = copy(db, valid, args.rows - bad)
-        runs[f"{args.rows:,} rows"] = local = load(db, str(big), args.rows, bad)
+        runs = {f"{small_rows:,} rows": measure(db, small, small_rows, small_bad)}
+        copy = measure(db, valid, rows - bad, None).seconds
+        runs[f"{rows:,} rows"] = local = measure(db, big, rows, bad)
         with s3_file(big) as s3_env:
-            source = f"s3://{BUCKET}/{big.name}"
-            runs[f"{args.rows:,} rows from S3"] = s3 = load(db, source, args.rows, bad, **s3_env)
+            s3 = measure(db, f"s3://{BUCKET}/{big.name}", rows, bad, **s3_env)
+            runs[f"{rows:,} rows from S3"] = s3
 
-        print(f"\ncounts checked after every load: {args.rows - bad:,} inserted, {bad:,} rejected")
-        bench.compare(
-            "load_csv vs \\copy",
-            local.seconds,
-            seconds,
-            "s",
-            TARGET_RATIO,
-            note=f"; {args.rows / local.seconds:,.0f} rows/s",
-        )
-        bench.compare("load_csv from S3 vs \\copy", s3.seconds, seconds, "s")
+        print(f"\ncounts checked after every load: {rows - bad:,} inserted, {bad:,} rejected")
+        rate = f"; {rows / local.seconds:,.0f} rows/s"
+        bench.compare("load_csv vs \\copy", local.seconds, copy, "s", TARGET_RATIO, note=rate)
+        bench.compare("load_csv from S3 vs \\copy", s3.seconds, copy, "s")
         for label, run in runs.items():
             print(
                 f"peak RSS, {label}: {run.rss_mb:.1f} MB  (target <= {TARGET_RSS_MB} MB)  "

@@ -1,31 +1,26 @@
 """Benchmark: the two metrics for year 2021 over 1,000,000 hired employees, over HTTP.
 
-Run: ``.venv/bin/python bench/metrics.py`` (``--rows N --rounds N`` for a shorter run)
-
 For ``hiresByQuarter`` and ``departmentsAboveMean``, the median (and p90) latency of the REST
-JSON route (``GET /api/metrics/...?year=2021``) and of the GraphQL query, served by gunicorn.
-
-Baseline, interleaved round by round: the exact SQL the ORM runs for year 2021 (captured with
-``CaptureQueriesContext`` around ``backend.metrics``), run in one long-lived ``psql`` session
-with ``\\timing on`` and its output sent to ``/dev/null``; the figures are psql's own ``Time: X
-ms`` lines, so psql's start-up is not counted. Target: median HTTP latency <= 1.2x the psql
-median, for each metric and each API. The answers are checked against plain SQL.
+route (``GET /api/metrics/...?year=2021``) and of the GraphQL query, served by gunicorn. Baseline,
+interleaved round by round: the exact SQL the ORM runs for 2021 (captured with
+``CaptureQueriesContext``) in one long-lived ``psql`` session, output to ``/dev/null``, timed by
+psql's own ``\\timing`` lines (its start-up is not counted). Target: median HTTP latency <= 1.2x
+the psql median, for each metric and each API. The answers are checked against plain SQL.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import subprocess
-import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import _common as bench
 import requests
 
-YEAR = 2021
-WARMUPS = 5
-TARGET_RATIO = 1.2
+YEAR, WARMUPS, TARGET_RATIO = 2021, 5, 1.2
 METRICS = {  # name in backend.metrics: (REST path, GraphQL query, GraphQL field)
     "hires_by_quarter": (
         "/api/metrics/hires-by-quarter",
@@ -53,7 +48,7 @@ WITH t AS MATERIALIZED (
            1 + floor(power(random(), 1.5) * 12)::int AS department_id,
            1 + floor(random() * 183)::int AS job_id,
            1 + floor(random() * 11)::int AS other_department_id
-    FROM generate_series(1, %(rows)s) AS i
+    FROM generate_series(1, {rows}) AS i
 )
 SELECT i, 'Bench Employee ' || i, hired,
        CASE WHEN department_id = 12
@@ -88,36 +83,23 @@ GROUP BY d.id ORDER BY d.id
 """
 
 
-class Psql:
-    """One ``psql`` session with ``\\timing on`` and query output to ``/dev/null``."""
+@contextlib.contextmanager
+def psql_session(db: str) -> Iterator[Callable[[list[str]], float]]:
+    """One ``psql`` session with ``\\timing on`` and query output to ``/dev/null``: a function
+    giving the seconds psql reports for some statements, summed (each is one round trip)."""
+    pipe = subprocess.PIPE
+    proc = subprocess.Popen(
+        bench.psql(db), stdin=pipe, stdout=pipe, stderr=subprocess.STDOUT, text=True, bufsize=1
+    )
 
-    _TIME = re.compile(r"^Time: ([0-9.]+) ms")
-    _DONE = "__bench_metrics_done__"
-
-    def __init__(self, db: str) -> None:
-        connect = ["-h", "127.0.0.1", "-p", "5432", "-U", "postgres", "-d", db]
-        self.proc = subprocess.Popen(
-            ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", *connect],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            bufsize=1,
-        )
-        self._send("SET TIME ZONE 'UTC';\n\\timing on\n\\o /dev/null\n")
-
-    def _send(self, text: str) -> None:
-        self.proc.stdin.write(text)
-        self.proc.stdin.flush()
-
-    def run(self, statements: list[str]) -> float:
-        """Seconds psql reports for ``statements``, summed (each is one round trip)."""
-        self._send("".join(f"{sql};\n" for sql in statements) + f"\\echo {self._DONE}\n")
+    def run(statements: list[str], done: str = "__bench_metrics_done__") -> float:
+        proc.stdin.write("".join(f"{sql};\n" for sql in statements) + f"\\echo {done}\n")
+        proc.stdin.flush()
         timings, other = [], []
-        for line in self.proc.stdout:
-            if line.strip() == self._DONE:
+        for line in proc.stdout:
+            if line.strip() == done:
                 break
-            if match := self._TIME.match(line):
+            if match := re.match(r"Time: ([0-9.]+) ms", line):
                 timings.append(float(match[1]) / 1000)
             else:
                 other.append(line)
@@ -125,19 +107,17 @@ class Psql:
             raise RuntimeError(f"expected {len(statements)} timings from psql:\n{''.join(other)}")
         return sum(timings)
 
-    def __enter__(self) -> Psql:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.proc.stdin.close()
-        self.proc.wait(timeout=10)
+    proc.stdin.write("SET TIME ZONE 'UTC';\n\\timing on\n\\o /dev/null\n")
+    try:
+        yield run
+    finally:
+        proc.stdin.close()
+        proc.wait(timeout=10)
 
 
 def rest(http: requests.Session, url: str) -> tuple[float, list[dict[str, Any]]]:
     """One GET of the JSON route: seconds until the whole response arrived, and its rows."""
-    started = time.perf_counter()
-    response = http.get(url, params={"year": YEAR})
-    elapsed = time.perf_counter() - started
+    elapsed, response = bench.clock(http.get, url, params={"year": YEAR})
     answer = response.json()
     if response.status_code != 200 or answer.get("year") != YEAR:
         raise RuntimeError(f"unexpected answer ({response.status_code}): {str(answer)[:500]}")
@@ -175,11 +155,7 @@ def main() -> None:
     db = bench.database("metrics")
     with bench.run(f"metrics for {YEAR} over {args.rows:,} hired employees, HTTP vs psql", db):
         bench.prepare_database(db)
-        started = time.perf_counter()
-        bench.sql(db, FILL, {"rows": args.rows})
-        bench.sql(db, "VACUUM ANALYZE hired_employees")  # statistics, visibility map, hint bits
-        bench.sql(db, "ANALYZE")
-        print(f"filled with {args.rows:,} rows in {time.perf_counter() - started:.1f} s")
+        bench.fill(db, FILL, args.rows)
         code = CAPTURE_SQL % {"names": tuple(METRICS), "year": YEAR}
         out = bench.manage(bench.app_env(db), "shell", "-c", code).split("CAPTURED ", 1)[1]
         captured: dict[str, list[str]] = json.loads(out)
@@ -189,19 +165,22 @@ def main() -> None:
             print(f"SQL of {name}: {' ; '.join(statements)}")
         token = bench.create_token(db, "bench-metrics", "read")
 
-        samples: dict[tuple[str, str], list[float]] = {}
-        answers: dict[tuple[str, str], list[dict[str, Any]]] = {}
-        with bench.gunicorn(db) as url, bench.session(token) as http, Psql(db) as psql:
-            for round_ in range(WARMUPS + args.rounds):  # interleaved, round by round
+        answers: dict[tuple[str, str], list[dict[str, Any]]] = {}  # the last round's
+        with bench.gunicorn(db) as url, bench.session(token) as http, psql_session(db) as psql:
+
+            def one_round(_: int) -> dict[tuple[str, str], float]:
+                """Each metric in psql, then over REST, then over GraphQL."""
+                seconds = {}
                 for name, (path, query, field) in METRICS.items():
                     body = json.dumps({"query": query}).encode()
-                    figures = {"psql": (psql.run(captured[name]), None)}
-                    figures["rest"] = rest(http, url.removesuffix("/graphql") + path)
+                    seconds[(name, "psql")] = psql(captured[name])
+                    figures = {"rest": rest(http, url.removesuffix("/graphql") + path)}
                     figures["graphql"] = bench.post(http, url, body, field)
-                    for kind, (seconds, answer) in figures.items():
-                        answers[(name, kind)] = answer
-                        if round_ >= WARMUPS:
-                            samples.setdefault((name, kind), []).append(seconds)
+                    for kind, (figure, answer) in figures.items():
+                        seconds[(name, kind)], answers[(name, kind)] = figure, answer
+                return seconds
+
+            samples = bench.interleave(args.rounds, WARMUPS, one_round)
 
         print(
             f"\n{args.rounds} interleaved rounds after {WARMUPS} warm-ups, year {YEAR}, "
@@ -212,13 +191,9 @@ def main() -> None:
             for kind, label in (("rest", f"GET {path}"), ("graphql", "POST /graphql")):
                 got = samples[(name, kind)]
                 note = f"; p90 {bench.ms(bench.p90(got))} | baseline {bench.ms(bench.p90(base))}"
+                figure, baseline = bench.median(got), bench.median(base)
                 bench.compare(
-                    f"{field}, {label}, median",
-                    bench.median(got),
-                    bench.median(base),
-                    "ms",
-                    TARGET_RATIO,
-                    note=note,
+                    f"{field}, {label}, median", figure, baseline, "ms", TARGET_RATIO, note=note
                 )
         print("checks against plain SQL:")
         check(db, answers)

@@ -1,53 +1,27 @@
 """Benchmark: one ``hiredEmployees(first: 1000)`` page with its department and job, over HTTP.
 
-Run: ``.venv/bin/python bench/read_page.py`` (``--rows N --rounds N`` for a shorter run)
-
 Baseline, interleaved round by round: a bare in-process Strawberry schema (plain types with the
-same fields) executing the same selection over 1000 rows built in memory. Target: median HTTP
-latency <= 1.5x the baseline median, with the same data.
+same fields) running the same query over 1000 rows built in memory. Target: median HTTP latency
+<= 1.5x the baseline median, with the same data.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
-import time
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import datetime
 
 import _common as bench
-import psycopg2.extras
+import psycopg2
+import requests
 import strawberry
 
-PAGE = 1000
-WARMUPS = 6
-TARGET_RATIO = 1.5
+PAGE, WARMUPS, TARGET_RATIO = 1000, 6, 1.5
 QUERY = (
     "{ hiredEmployees(first: 1000) { nodes { id name datetime departmentId jobId "
     "department { id department } job { id job } } } }"
 )
-_EPOCH = datetime(2021, 1, 1, tzinfo=UTC)
-
-
-def employee(i: int) -> tuple[int, str, datetime, int, int]:
-    """The i-th hired employee, the same in the database and in the baseline."""
-    return i, f"Bench Employee {i}", _EPOCH + timedelta(minutes=i), 1 + i % 12, 1 + i % 183
-
-
-def seed(db: str, count: int) -> None:
-    """Insert ``count`` hired employees straight into the database."""
-    with psycopg2.connect(bench.pg_dsn(db)) as conn, conn.cursor() as cur:
-        psycopg2.extras.execute_values(
-            cur,
-            "INSERT INTO hired_employees (id, name, datetime, department_id, job_id) VALUES %s",
-            [employee(i) for i in range(1, count + 1)],
-            page_size=1000,
-        )
-        cur.execute("ANALYZE")
-    conn.close()
-
-
-# --- baseline: a bare Strawberry schema over plain objects -----------------------------------
 
 
 @strawberry.type
@@ -78,30 +52,19 @@ class HiredEmployeeConnection:
     nodes: list[HiredEmployee]
 
 
-def reference(name: str) -> dict[int, str]:
-    """data/sample's departments or jobs, by id."""
+def sample(name: str) -> list[list[str]]:
     with (bench.ROOT / "data" / "sample" / f"{name}.csv").open(newline="") as f:
-        return {int(row[0]): row[1] for row in csv.reader(f) if row}
+        return [row for row in csv.reader(f) if row]
 
 
 def build_page() -> list[HiredEmployee]:
     """The first 1000 employees as plain objects, sharing their departments and jobs."""
-    departments = {i: Department(id=i, department=n) for i, n in reference("departments").items()}
-    jobs = {i: Job(id=i, job=n) for i, n in reference("jobs").items()}
+    departments = {int(i): Department(id=int(i), department=n) for i, n in sample("departments")}
+    jobs = {int(i): Job(id=int(i), job=n) for i, n in sample("jobs")}
     page = []
-    for i in range(1, PAGE + 1):
-        _, name, hired, department_id, job_id = employee(i)
-        page.append(
-            HiredEmployee(
-                id=i,
-                name=name,
-                datetime=hired,
-                department_id=department_id,
-                job_id=job_id,
-                department=departments[department_id],
-                job=jobs[job_id],
-            )
-        )
+    for row in map(bench.employee, range(1, PAGE + 1)):
+        fields = dict(zip(bench.COLUMNS.split(","), row, strict=True))
+        page.append(HiredEmployee(**fields, department=departments[row[3]], job=jobs[row[4]]))
     return page
 
 
@@ -118,14 +81,15 @@ class Query:
 BARE_SCHEMA = strawberry.Schema(query=Query)
 
 
-def baseline() -> tuple[float, dict[str, Any]]:
-    """Seconds for an in-process ``execute_sync`` of the same query, and its data."""
-    started = time.perf_counter()
-    result = BARE_SCHEMA.execute_sync(QUERY)
-    elapsed = time.perf_counter() - started
+def one_round(_: int, url: str, http: requests.Session, body: bytes) -> dict[str, float]:
+    """The baseline's seconds, then the same page's over HTTP."""
+    base, result = bench.clock(BARE_SCHEMA.execute_sync, QUERY)
     if result.errors:
         raise RuntimeError(f"baseline schema failed: {result.errors}")
-    return elapsed, result.data
+    seconds, page = bench.post(http, url, body, "hiredEmployees")
+    if len(page["nodes"]) != PAGE:
+        raise RuntimeError(f"{len(page['nodes'])} nodes, not {PAGE}")
+    return {"base": base, "http": seconds}
 
 
 def main() -> None:
@@ -133,29 +97,25 @@ def main() -> None:
     db = bench.database("read")
     with bench.run(f"hiredEmployees(first: {PAGE}) with department and job, HTTP", db):
         bench.prepare_database(db)
-        seed(db, args.rows)
+        with contextlib.closing(psycopg2.connect(bench.pg_dsn(db))) as conn:
+            bench.insert_rows(conn, [bench.employee(i) for i in range(1, args.rows + 1)])
+            conn.commit()
+        bench.sql(db, "ANALYZE")
         token = bench.create_token(db, "bench-read", "read")
-        base, http = [], []
         body = json.dumps({"query": QUERY}).encode()
-        with bench.gunicorn(db) as url, bench.session(token) as session:
-            for round_ in range(WARMUPS + args.rounds):  # interleaved: background load hits both
-                base_seconds, base_data = baseline()
-                http_seconds, page = bench.post(session, url, body, "hiredEmployees")
-                if len(page["nodes"]) != PAGE:
-                    raise RuntimeError(f"{len(page['nodes'])} nodes, not {PAGE}")
-                if round_ >= WARMUPS:
-                    base.append(base_seconds)
-                    http.append(http_seconds)
-        same = json.loads(json.dumps(base_data["hiredEmployees"], default=str)) == page
+        with bench.gunicorn(db) as url, bench.session(token) as http:
+            samples = bench.interleave(args.rounds, WARMUPS, one_round, url, http, body)
+            page = bench.post(http, url, body, "hiredEmployees")[1]  # untimed: the same data?
+        in_memory = BARE_SCHEMA.execute_sync(QUERY).data["hiredEmployees"]
+        same = json.loads(json.dumps(in_memory, default=str)) == page
 
         print(
             f"\n{args.rounds} interleaved rounds after {WARMUPS} warm-ups, {args.rows:,} rows "
             f"in the table; baseline: bare Strawberry execute_sync over in-memory rows"
         )
-        note = f"; p90 {bench.ms(bench.p90(http))}; same data: {'yes' if same else 'NO'}"
-        bench.compare(
-            "latency, median", bench.median(http), bench.median(base), "ms", TARGET_RATIO, note=note
-        )
+        latency, base = bench.median(samples["http"]), bench.median(samples["base"])
+        note = f"; p90 {bench.ms(bench.p90(samples['http']))}; same data: {'yes' if same else 'NO'}"
+        bench.compare("latency, median", latency, base, "ms", TARGET_RATIO, note=note)
 
 
 if __name__ == "__main__":

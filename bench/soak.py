@@ -1,20 +1,15 @@
 """Soak: writers with overlapping ids and readers against gunicorn, then an audit of every row.
 
-Run: ``.venv/bin/python bench/soak.py`` (``--seconds N``, default 60; ``--database-url``, default
-PostgreSQL ``roster_bench_soak``, or ``sqlite:////tmp/soak/roster_soak.sqlite3``). The database
-is dropped and created again, so its name must contain ``soak``.
-
-4 writers send ``insertBatch`` batches of 1000 rows: batch k takes the ids ``500k+1 .. 500k+1000``
-shuffled, so each id is in two batches, most often at once; 1 row in 20 is invalid; a row's name
-says which writer and batch sent it (``Soak w2 b17 #1234``). 4 readers page ``hiredEmployees``,
-the rejection log and batches' logs. Once gunicorn has stopped, each of ``CHECKS`` prints PASS or
-FAIL (a failure exits 1 and keeps the database). Baseline, just before the soak in the same run
-(after 1 s of warm-up): the same writers with no readers, for a sixth of the soak (2 to 10 s).
+4 writers send ``insertBatch`` batches of 1000 rows (batch k: the ids ``500k+1 .. 500k+1000``
+shuffled, so each id is in two batches; 1 row in 20 invalid) while 4 readers page
+``hiredEmployees``, the rejection log and batches' logs. Once gunicorn has stopped, each of
+``CHECKS`` prints PASS or FAIL (a failure exits 1 and keeps the database). Baseline, just before
+the soak in the same run: the same writers with no readers, for a sixth of the soak (2 to 10 s).
+``--database-url`` (PostgreSQL or ``sqlite:///``) is dropped first: its name must contain soak.
 """
 
 from __future__ import annotations
 
-import argparse
 import random
 import re
 import sqlite3
@@ -38,11 +33,9 @@ import requests
 
 WRITERS = READERS = 4
 ROWS, STEP = 1000, 500  # rows per batch; batch k starts at id STEP * k + 1: each id in two
-INVALID_EVERY = 20
-SCAN_PAGES = 3  # of 100 rows
+INVALID_EVERY, SCAN_PAGES, EXAMPLES = 20, 3, 5  # pages of 100 rows; problems shown per check
 WARM_UP_SECONDS = 1.0
 TIMEOUT = (5, 120)  # seconds: connect, read
-EXAMPLES = 5  # problems shown in full, per check
 
 MUTATION = (
     "mutation($rows: [HiredEmployeeInput!]!) { insertBatch(input: {hiredEmployees: $rows}) "
@@ -64,9 +57,8 @@ BATCH_LOG = (
     "nodes { index rowId reasons { code } } } }"
 )
 
-BATCHES_SQL = (
-    'SELECT id, source, "table", received, inserted, rejected, status, finished_at FROM batches'
-)
+BATCHES_SQL = 'SELECT id, source, "table", received, inserted, rejected, status FROM batches'
+FINISHED_SQL = "SELECT id, finished_at FROM batches"
 ROWS_SQL = "SELECT id, name, datetime, department_id, job_id FROM hired_employees"
 LOG_SQL = 'SELECT batch_id, position, source, "table", row_id, reasons, raw FROM rejections'
 
@@ -103,9 +95,8 @@ _SERVER_ERROR = re.compile(r"\[(ERROR|CRITICAL)\]|\"level\": \"(ERROR|CRITICAL)\
 
 
 def stored_row(writer: int, seq: int, row_id: int) -> tuple[str, datetime, int, int]:
-    """The valid row ``row_id`` of writer ``writer``'s batch ``seq`` as stored: name, UTC
-    datetime, department, job. Each part depends on the writer or the batch, so a row stored
-    from the wrong batch, or torn between two, shows."""
+    """Valid row ``row_id`` of writer ``writer``'s batch ``seq`` as stored (name, UTC datetime,
+    department, job): a row stored from the wrong batch, or torn between two, shows."""
     moment = _EPOCH + timedelta(minutes=row_id, seconds=(7 * seq + writer) % 60)
     department, job = 1 + (row_id + writer) % 12, 1 + (row_id + seq) % 183
     return f"Soak w{writer} b{seq} #{row_id}", moment, department, job
@@ -141,10 +132,10 @@ class Sent:
             row[kind[0]] = kind[1]
         return row
 
-    def batch_row(self) -> list[Any]:
-        """Its row in ``batches``, as reported (id and finish time aside)."""
+    def batch_row(self) -> tuple[Any, ...]:
+        """Its row in ``batches`` as reported (id and finish time aside)."""
         rejected = ROWS - self.inserted
-        return ["graphql", "hired_employees", ROWS, self.inserted, rejected, "completed"]
+        return ("graphql", "hired_employees", ROWS, self.inserted, rejected, "completed")
 
     def log_entry(self, index: int) -> tuple[Any, ...]:
         """Row ``index``'s entry in ``rejections``: source, table, id, codes, the raw row sent."""
@@ -172,10 +163,10 @@ class Phase:
 
 
 class Soak:
-    """A run's shared state: the server, the batches reported so far, the problems found."""
+    """A run's shared state: the server, the running phase, the batches reported, the problems."""
 
     def __init__(self, url: str, token: str) -> None:
-        self.url, self.token = url, token
+        self.url, self.token, self.phase = url, token, Phase("none", 0)
         self.problems: Counter[str] = Counter()
         self.examples: dict[str, list[str]] = {key: [] for key in CHECKS}
         self.batches: list[Sent] = []
@@ -199,21 +190,18 @@ class Soak:
         random.Random(f"{writer}:{seq}").shuffle(ids)
         return Sent(writer, seq, ids)
 
-    def call(
-        self, http: requests.Session, phase: Phase, role: str, query: str, variables: dict[str, Any]
-    ) -> dict[str, Any] | None:
+    def call(self, http: requests.Session, role: str, query: str, **variables: Any) -> Any:
         """POST one GraphQL request; its data, or None (the failure is counted)."""
-        body = orjson.dumps({"query": query, "variables": variables})
-        started = time.perf_counter()
+        phase, body = self.phase, orjson.dumps({"query": query, "variables": variables})
         try:
-            response = http.post(self.url, data=body, timeout=TIMEOUT)
+            seconds, response = bench.clock(http.post, self.url, data=body, timeout=TIMEOUT)
         except requests.RequestException as error:
             with self.lock:
                 phase.transport_errors += 1
             self.fail("transport", f"{role}: {type(error).__name__}: {error}")
             return None
         with self.lock:
-            phase.latencies[role].append(time.perf_counter() - started)
+            phase.latencies[role].append(seconds)
             phase.statuses[response.status_code] += 1
         if response.status_code != 200:
             message = f"{role}: HTTP {response.status_code}: {response.text[:300]}"
@@ -227,7 +215,7 @@ class Soak:
             return None
         return answer["data"]
 
-    def record(self, sent: Sent, phase: Phase, result: dict[str, Any]) -> None:
+    def record(self, sent: Sent, result: dict[str, Any]) -> None:
         """Check a batch's report against what it sent, and keep both. An invalid row must be
         rejected for its fault, a valid one inserted or rejected as a duplicate."""
         where, count = f"batch {result.get('batchId')} (w{sent.writer} b{sent.seq})", 0
@@ -248,7 +236,7 @@ class Soak:
         sent.batch_id, sent.outcome = uuid.UUID(result["batchId"]).hex, outcome
         sent.inserted = result["inserted"]
         with self.lock:
-            phase.rows_stored += sent.inserted
+            self.phase.rows_stored += sent.inserted
             self.batches.append(sent)
             self.by_id[sent.batch_id] = sent
 
@@ -256,36 +244,35 @@ class Soak:
 # --- writers and readers ----------------------------------------------------------------------
 
 
-def writer(soak: Soak, phase: Phase, number: int) -> None:
+def writer(soak: Soak, number: int) -> None:
     with bench.session(soak.token) as http:
-        while time.monotonic() < phase.end:
+        while time.monotonic() < soak.phase.end:
             sent = soak.next_batch(number)
             rows = [sent.row(index) for index in range(ROWS)]
-            if data := soak.call(http, phase, "writer", MUTATION, {"rows": rows}):
-                soak.record(sent, phase, data["insertBatch"])
+            if data := soak.call(http, "writer", MUTATION, rows=rows):
+                soak.record(sent, data["insertBatch"])
 
 
-def reader(soak: Soak, phase: Phase, number: int) -> None:
+def reader(soak: Soak, number: int) -> None:
     """Half the time pages of employees, else the rejection log (30%) or a batch's log (20%)."""
     rng, log_after = random.Random(number), None
     with bench.session(soak.token) as http:
-        while time.monotonic() < phase.end:
+        while time.monotonic() < soak.phase.end:
             pick = rng.random()
             if pick < 0.5 or not soak.batches:
-                scan_employees(soak, phase, http, rng)
+                scan_employees(soak, http, rng.randint(1, soak.windows * STEP + ROWS))
             elif pick < 0.8:
-                log_after = walk_log(soak, phase, http, log_after)
+                log_after = walk_log(soak, http, log_after)
             else:
-                read_batch_log(soak, phase, http, rng.choice(soak.batches))
+                read_batch_log(soak, http, rng.choice(soak.batches))
 
 
-def scan_employees(soak: Soak, phase: Phase, http: requests.Session, rng: random.Random) -> None:
-    """Up to 3 pages of hiredEmployees from a random id: ids ascending, each row whole."""
-    gte = rng.randint(1, soak.windows * STEP + ROWS)
+def scan_employees(soak: Soak, http: requests.Session, gte: int) -> None:
+    """Up to 3 pages of hiredEmployees from id ``gte``: ids ascending, each row whole."""
     after, last = None, gte - 1
     for page in range(SCAN_PAGES):
-        variables = {"after": after, "gte": gte, "count": page == 0}
-        if (data := soak.call(http, phase, "reader", EMPLOYEES, variables)) is None:
+        data = soak.call(http, "reader", EMPLOYEES, after=after, gte=gte, count=page == 0)
+        if data is None:
             return
         for node in data["hiredEmployees"]["nodes"]:
             if node["id"] <= last:
@@ -301,14 +288,14 @@ def scan_employees(soak: Soak, phase: Phase, http: requests.Session, rng: random
             if seen != (name, moment, department, job, department, job):
                 soak.fail("readers", f"hiredEmployees: a torn row: {node}")
         page_info = data["hiredEmployees"]["pageInfo"]
-        if not page_info["hasNextPage"] or time.monotonic() >= phase.end:
+        if not page_info["hasNextPage"] or time.monotonic() >= soak.phase.end:
             return
         after = page_info["endCursor"]
 
 
-def walk_log(soak: Soak, phase: Phase, http: requests.Session, after: str | None) -> str | None:
+def walk_log(soak: Soak, http: requests.Session, after: str | None) -> str | None:
     """The next page of the rejection log; each entry of a known batch is as it reported."""
-    if (data := soak.call(http, phase, "reader", LOG, {"after": after})) is None:
+    if (data := soak.call(http, "reader", LOG, after=after)) is None:
         return after
     last = -1
     for node in data["rejections"]["nodes"]:
@@ -324,18 +311,18 @@ def walk_log(soak: Soak, phase: Phase, http: requests.Session, after: str | None
     return page_info["endCursor"] if page_info["hasNextPage"] else None
 
 
-def read_batch_log(soak: Soak, phase: Phase, http: requests.Session, sent: Sent) -> None:
+def read_batch_log(soak: Soak, http: requests.Session, sent: Sent) -> None:
     """``rejections(batchId:)`` of a reported batch equals its report."""
     seen: dict[int, tuple[int, str]] = {}
-    variables = {"batch": str(uuid.UUID(sent.batch_id)), "after": None}
+    batch, after = str(uuid.UUID(sent.batch_id)), None
     while True:
-        if (data := soak.call(http, phase, "reader", BATCH_LOG, variables)) is None:
+        if (data := soak.call(http, "reader", BATCH_LOG, batch=batch, after=after)) is None:
             return
         for node in data["rejections"]["nodes"]:
             seen[node["index"]] = (node["rowId"], codes(node["reasons"]))
         if not data["rejections"]["pageInfo"]["hasNextPage"]:
             break
-        variables["after"] = data["rejections"]["pageInfo"]["endCursor"]
+        after = data["rejections"]["pageInfo"]["endCursor"]
     reported = {i: (sent.ids[i], got) for i, got in enumerate(sent.outcome) if got is not None}
     if seen != reported:
         missing, extra = len(reported.keys() - seen.keys()), len(seen.keys() - reported.keys())
@@ -346,10 +333,10 @@ def read_batch_log(soak: Soak, phase: Phase, http: requests.Session, sent: Sent)
 def run_phase(soak: Soak, phase: Phase, seconds: float) -> None:
     """Run the phase's writers and readers together for ``seconds``; re-raise any crash."""
     started, cpu = time.monotonic(), time.process_time()
-    phase.end = started + seconds
+    soak.phase, phase.end = phase, started + seconds
     with ThreadPoolExecutor(WRITERS + phase.readers) as pool:
-        clients = [pool.submit(writer, soak, phase, n) for n in range(WRITERS)]
-        clients += [pool.submit(reader, soak, phase, n) for n in range(phase.readers)]
+        clients = [pool.submit(writer, soak, n) for n in range(WRITERS)]
+        clients += [pool.submit(reader, soak, n) for n in range(phase.readers)]
         for client in clients:
             client.result()
     phase.seconds, phase.client_cpu = time.monotonic() - started, time.process_time() - cpu
@@ -385,13 +372,10 @@ def hex_id(value: Any) -> str:
 def compare_table(
     soak: Soak, check: str, rows: Iterable[tuple[Any, Any]], expect: Callable, keys: Set[Any]
 ) -> int:
-    """Each ``(key, row)`` of a table (key: a batch id, an employee id, or a batch id and row)
-    is there once and equals ``expect(key)`` (None: not reported), and each of ``keys`` is
-    there; else a problem of ``check``. The number of rows."""
+    """Each ``(key, row)`` of a table is there once and equals ``expect(key)`` (None: not
+    reported), and each of ``keys`` is there; else a problem of ``check``. The number of rows."""
     seen: set[Any] = set()
-    count = 0
     for key, row in rows:
-        count += 1
         if key in seen:
             soak.fail(check, f"{key}: stored twice: {row}")
         elif (expected := expect(key)) is None:
@@ -401,7 +385,7 @@ def compare_table(
         seen.add(key)
     for key in sorted(keys - seen):
         soak.fail(check, f"{key}: reported (or sent valid), not stored")
-    return count
+    return len(seen)
 
 
 def audit(db: str, soak: Soak) -> dict[str, int]:
@@ -418,15 +402,14 @@ def audit(db: str, soak: Soak) -> dict[str, int]:
             elif (other := inserter.setdefault(row_id, sent)) is not sent:
                 message = f"id {row_id} reported inserted by {other.batch_id} and {sent.batch_id}"
                 soak.fail("stored-once", message)
-    conn = bench.connect(db)
+    by_id, conn = soak.by_id, bench.connect(db)
     try:
-        batches = {hex_id(key): (row, as_utc(at)) for key, *row, at in select(conn, BATCHES_SQL)}
         compare_table(
             soak,
             "batches",
-            ((key, row) for key, (row, _) in batches.items()),
-            lambda key: sent.batch_row() if (sent := soak.by_id.get(key)) else None,
-            soak.by_id.keys(),
+            ((hex_id(key), tuple(row)) for key, *row in select(conn, BATCHES_SQL)),
+            lambda key: by_id[key].batch_row() if key in by_id else None,
+            by_id.keys(),
         )
         stored = compare_table(
             soak,
@@ -442,12 +425,13 @@ def audit(db: str, soak: Soak) -> dict[str, int]:
                 ((hex_id(key), index), (*rest, codes(as_json(reasons)), as_json(raw)))
                 for key, index, *rest, reasons, raw in select(conn, LOG_SQL)
             ),
-            lambda key: soak.by_id[key[0]].log_entry(key[1]) if key in rejected else None,
+            lambda key: by_id[key[0]].log_entry(key[1]) if key in rejected else None,
             rejected,
         )
+        finished = {hex_id(key): as_utc(at) for key, at in select(conn, FINISHED_SQL)}
     finally:
         conn.close()
-    finished, duplicates = {key: at for key, (_, at) in batches.items()}, 0
+    duplicates = 0
     for sent in soak.batches:
         for index in (i for i, got in enumerate(sent.outcome) if got == "duplicate"):
             duplicates += 1
@@ -524,17 +508,10 @@ def print_checks(soak: Soak, counted: dict[str, int], statuses: Counter[int]) ->
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=60, help="the soak's length")
-    parser.add_argument(
-        "--database-url",
-        default=bench.database("soak"),
-        help="a PostgreSQL database name or URL, or a sqlite:/// URL",
-    )
-    args = parser.parse_args()
+    args = bench.options(__doc__, seconds=60.0, database_url=bench.database("soak"))
     db = args.database_url
     if "soak" not in Path(urlsplit(db).path).name:
-        parser.error("the database is dropped and created again: its name must contain 'soak'")
+        raise SystemExit("the database is dropped and created again: its name must contain soak")
     engine = "SQLite" if bench.is_sqlite(db) else "PostgreSQL"
     title = f"soak: {WRITERS} writers (overlapping ids) + {READERS} readers, {args.seconds:g} s"
     with bench.run(f"{title}, gunicorn -w 2, {engine}", db):

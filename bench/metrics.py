@@ -1,11 +1,13 @@
-"""Benchmark: the two metrics for year 2021 over 1,000,000 hired employees, over HTTP.
+"""Benchmark: reads over 1,000,000 hired employees, over HTTP, against their own SQL in psql.
 
-For ``hiresByQuarter`` and ``departmentsAboveMean``, the median (and p90) latency of the REST
-route (``GET /api/metrics/...?year=2021``) and of the GraphQL query, served by gunicorn. Baseline,
-interleaved round by round: the exact SQL the ORM runs for 2021 (captured with
-``CaptureQueriesContext``) in one long-lived ``psql`` session, output to ``/dev/null``, timed by
-psql's own ``\\timing`` lines (its start-up is not counted). Target: median HTTP latency <= 1.2x
-the psql median, for each metric and each API. The answers are checked against plain SQL.
+For ``hiresByQuarter`` and ``departmentsAboveMean`` (year 2021), the median (and p90) latency
+of the REST route (``GET /api/metrics/...?year=2021``) and of the GraphQL query; for the
+traversal ``departments(first: 12) { nodes { hiredEmployees(first: 100) { ... } } }``, of the
+GraphQL query. Served by gunicorn. Baseline, interleaved round by round: the exact SQL the app
+runs (captured with ``CaptureQueriesContext``) in one long-lived ``psql`` session, output to
+``/dev/null``, timed by psql's own ``\\timing`` lines (its start-up is not counted). Targets:
+median HTTP latency <= 1.2x the psql median for each metric and API, <= 1.5x for the traversal.
+The answers are checked against plain SQL.
 """
 
 from __future__ import annotations
@@ -20,7 +22,11 @@ from typing import Any
 import _common as bench
 import requests
 
-YEAR, WARMUPS, TARGET_RATIO = 2021, 5, 1.2
+YEAR, WARMUPS, TARGET_RATIO, TRAVERSAL_RATIO = 2021, 5, 1.2, 1.5
+TRAVERSAL = (
+    "{ departments(first: 12) { nodes { id hiredEmployees(first: 100) "
+    "{ nodes { id name job { job } } } } } }"
+)
 METRICS = {  # name in backend.metrics: (REST path, GraphQL query, GraphQL field)
     "hires_by_quarter": (
         "/api/metrics/hires-by-quarter",
@@ -71,6 +77,20 @@ for name in %(names)r:
     with CaptureQueriesContext(connection) as queries:
         getattr(metrics, name)(year=%(year)d)
     captured[name] = [query["sql"] for query in queries.captured_queries]
+from backend.models import Department
+from graph import pagination, selectors
+with CaptureQueriesContext(connection) as queries:  # what the traversal's resolvers run
+    page = pagination.paginate(
+        Department.objects.all(), first=12, after=None, build=selectors.department_nodes
+    )
+    for node in page.nodes:
+        node._children.hired_employees(node.id, first=100, after=None, where=None, order=None)
+captured["traversal"] = [query["sql"] for query in queries.captured_queries]
+with CaptureQueriesContext(connection) as queries:  # the window function, as on SQLite
+    ids = [node.id for node in page.nodes]
+    rows = pagination.page_rows(selectors.hired_employees(None), pagination.BY_ID, None)
+    selectors.rows_by_window("department_id", ids, rows, pagination.BY_ID, 101)
+captured["window"] = [*captured["traversal"][:1], queries.captured_queries[0]["sql"]]
 print("CAPTURED " + json.dumps(captured))
 """
 
@@ -80,6 +100,12 @@ SELECT d.id, d.department, count(h.id) FROM departments d
 LEFT JOIN hired_employees h ON h.department_id = d.id
     AND h.datetime >= %(start)s AND h.datetime < %(end)s
 GROUP BY d.id ORDER BY d.id
+"""
+FIRST_HIRES = """
+SELECT department_id, array_agg(id ORDER BY id) FROM (
+    SELECT department_id, id, row_number() OVER (PARTITION BY department_id ORDER BY id) AS n
+    FROM hired_employees
+) AS ranked WHERE n <= 100 GROUP BY department_id ORDER BY department_id
 """
 
 
@@ -148,6 +174,15 @@ def check(db: str, answers: dict[tuple[str, str], list[dict[str, Any]]]) -> None
     print(f"  REST and GraphQL answers identical: {'yes' if same else 'NO'}")
     last = next(n for i, _, n in per_department if i == 12)
     print(f"  department 12 hires in {YEAR}: {last} (the '0 hires' case)")
+    first_hires = [[i, ids] for i, ids in bench.sql(db, FIRST_HIRES)]
+    got_hires = [
+        [d["id"], [h["id"] for h in d["hiredEmployees"]["nodes"]]]
+        for d in answers[("traversal", "graphql")]["nodes"]
+    ]
+    print(
+        f"  traversal: {sum(len(ids) for _, ids in got_hires):,} hires in "
+        f"{len(got_hires)} departments  {'OK' if got_hires == first_hires else 'WRONG'}"
+    )
 
 
 def main() -> None:
@@ -156,7 +191,7 @@ def main() -> None:
     with bench.run(f"metrics for {YEAR} over {args.rows:,} hired employees, HTTP vs psql", db):
         bench.prepare_database(db)
         bench.fill(db, FILL, args.rows)
-        code = CAPTURE_SQL % {"names": tuple(METRICS), "year": YEAR}
+        code = CAPTURE_SQL % {"names": tuple(METRICS), "year": YEAR}  # and the traversal
         out = bench.manage(bench.app_env(db), "shell", "-c", code).split("CAPTURED ", 1)[1]
         captured: dict[str, list[str]] = json.loads(out)
         for name, statements in captured.items():
@@ -178,6 +213,13 @@ def main() -> None:
                     figures["graphql"] = bench.post(http, url, body, field)
                     for kind, (figure, answer) in figures.items():
                         seconds[(name, kind)], answers[(name, kind)] = figure, answer
+                seconds[("traversal", "psql")] = psql(captured["traversal"])
+                seconds[("traversal", "window")] = psql(captured["window"])
+                body = json.dumps({"query": TRAVERSAL}).encode()
+                figure, answers[("traversal", "graphql")] = bench.post(
+                    http, url, body, "departments"
+                )
+                seconds[("traversal", "graphql")] = figure
                 return seconds
 
             samples = bench.interleave(args.rounds, WARMUPS, one_round)
@@ -195,6 +237,15 @@ def main() -> None:
                 bench.compare(
                     f"{field}, {label}, median", figure, baseline, "ms", TARGET_RATIO, note=note
                 )
+        got = samples[("traversal", "graphql")]
+        label = "departments(first: 12) x hiredEmployees(first: 100), POST /graphql, median"
+        for sql, target, what in (("window", TRAVERSAL_RATIO, "a window function, as SQLite runs"),
+                                  ("psql", None, "Roster's own LATERAL SQL")):  # fmt: skip
+            base = samples[("traversal", sql)]
+            note = f"; p90 {bench.ms(bench.p90(got))} | baseline {bench.ms(bench.p90(base))}"
+            note += f"; baseline: {what}, in psql"
+            figure, baseline = bench.median(got), bench.median(base)
+            bench.compare(label, figure, baseline, "ms", target, note=note)
         print("checks against plain SQL:")
         check(db, answers)
 

@@ -190,43 +190,53 @@ class Siblings:
 def _pages_per_parent(
     column: str, parent_ids: list[int], page: QuerySet, ordering: Ordering, size: int
 ) -> dict[int, list[HiredEmployee]]:
-    """The first ``size`` rows of ``page`` for each parent, in one query.
-
-    PostgreSQL takes each parent's rows through a LATERAL join, so each is an index scan on
-    (parent, column, id) that stops after ``size`` rows. SQLite has no LATERAL: it numbers
-    each parent's rows with a window function and keeps the first ``size``.
-    """
+    """The first ``size`` rows of ``page`` for each parent, in one query."""
     if not parent_ids:
         return {}
-    if database.vendor == "postgresql":
-        lateral = (
-            page.filter(**{column: RawSQL("roster_parent.id", ())})
-            .annotate(rank=Window(RowNumber(), order_by=ordering.order_by()))
-            .values_list(*_EMPLOYEE_COLUMNS, "rank")[:size]
-        )
-        sql, params = lateral.query.sql_with_params()
-        with database.cursor() as cursor:
-            cursor.execute(
-                "SELECT roster_parent.id, page.* "
-                "FROM unnest(%s::integer[]) WITH ORDINALITY AS roster_parent(id, n) "
-                f"CROSS JOIN LATERAL ({sql}) AS page ORDER BY roster_parent.n, page.rank",
-                [parent_ids, *params],
-            )
-            fetched: list[Sequence[Any]] = cursor.fetchall()
-    else:
-        rank = Window(RowNumber(), partition_by=F(column), order_by=ordering.order_by())
-        fetched = list(
-            page.filter(**{f"{column}__in": parent_ids})
-            .annotate(rank=rank)
-            .filter(rank__lte=size)
-            .order_by(column, "rank")
-            .values_list(column, *_EMPLOYEE_COLUMNS, "rank")
-        )
+    fetch = rows_by_lateral if database.vendor == "postgresql" else rows_by_window
+    fetched = fetch(column, parent_ids, page, ordering, size)
     nodes = _employees(row[1:-1] for row in fetched)  # one set of siblings for the level
     per_parent: dict[int, list[HiredEmployee]] = {}
     for row, node in zip(fetched, nodes, strict=True):
         per_parent.setdefault(row[0], []).append(node)
     return per_parent
+
+
+def rows_by_lateral(
+    column: str, parent_ids: list[int], page: QuerySet, ordering: Ordering, size: int
+) -> list[Sequence[Any]]:
+    """PostgreSQL: each parent's rows through a LATERAL join, so each parent is one index scan
+    on (parent, id), or on the ordering's index, that stops after ``size`` rows. Rows of
+    (parent id, *_EMPLOYEE_COLUMNS, rank), by parent then rank."""
+    lateral = (
+        page.filter(**{column: RawSQL("roster_parent.id", ())})
+        .annotate(rank=Window(RowNumber(), order_by=ordering.order_by()))
+        .values_list(*_EMPLOYEE_COLUMNS, "rank")[:size]
+    )
+    sql, params = lateral.query.sql_with_params()
+    with database.cursor() as cursor:
+        cursor.execute(
+            "SELECT roster_parent.id, page.* "
+            "FROM unnest(%s::integer[]) WITH ORDINALITY AS roster_parent(id, n) "
+            f"CROSS JOIN LATERAL ({sql}) AS page ORDER BY roster_parent.n, page.rank",
+            [parent_ids, *params],
+        )
+        return cursor.fetchall()
+
+
+def rows_by_window(
+    column: str, parent_ids: list[int], page: QuerySet, ordering: Ordering, size: int
+) -> list[Sequence[Any]]:
+    """SQLite, which has no LATERAL: every parent's rows numbered by a window function, the
+    first ``size`` of each kept. The same rows as ``rows_by_lateral``."""
+    rank = Window(RowNumber(), partition_by=F(column), order_by=ordering.order_by())
+    return list(
+        page.filter(**{f"{column}__in": parent_ids})
+        .annotate(rank=rank)
+        .filter(rank__lte=size)
+        .order_by(column, "rank")
+        .values_list(column, *_EMPLOYEE_COLUMNS, "rank")
+    )
 
 
 def rejection_nodes(page: QuerySet) -> list[RejectionType]:

@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PG_URL ?= postgres://postgres@127.0.0.1:5432/roster
 
-.PHONY: demo test coverage lint setup postgres browser clean
+.PHONY: demo test coverage lint setup postgres browser audit clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,13 +20,19 @@ setup: $(VENV)/.installed
 demo: setup
 	DEBUG=1 $(BIN)/python manage.py demo
 
-## make test: lint, then the suite on SQLite and on PostgreSQL (that run with coverage)
-test: setup lint postgres browser
-	$(BIN)/python -m pytest
-	DATABASE_URL=$(PG_URL) $(BIN)/python -m pytest --cov --cov-report=term
+## make test: lint, then the suite on SQLite and on PostgreSQL at once, each with its own
+## var/ folder (coverage on the PostgreSQL run); the SQLite run's output follows the other's
+test: setup lint postgres browser audit
+	@mkdir -p var
+	@ROSTER_VAR_DIR=$(CURDIR)/var/test-sqlite $(BIN)/python -m pytest > var/test-sqlite.log 2>&1 & lite=$$!; \
+	ROSTER_VAR_DIR=$(CURDIR)/var/test-postgresql DATABASE_URL=$(PG_URL) \
+	  $(BIN)/python -m pytest --cov --cov-report=term; pg=$$?; \
+	wait $$lite; sqlite=$$?; \
+	echo "== the SQLite run (var/test-sqlite.log)"; cat var/test-sqlite.log; \
+	echo "== PostgreSQL: exit $$pg, SQLite: exit $$sqlite"; test $$pg -eq 0 -a $$sqlite -eq 0
 
 ## make coverage: the suite on both databases, traced, with the combined coverage figure (slower)
-coverage: setup postgres browser
+coverage: setup postgres browser audit
 	$(BIN)/python -m pytest --cov --cov-report=
 	DATABASE_URL=$(PG_URL) $(BIN)/python -m pytest --cov --cov-append --cov-report=term
 
@@ -41,6 +47,12 @@ postgres:
 	@pg_isready -q -h 127.0.0.1 -p 5432 || pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql) main start
 	@for i in 1 2 3 4 5 6 7 8 9 10; do pg_isready -q -h 127.0.0.1 -p 5432 && exit 0; sleep 1; done; \
 	  echo "PostgreSQL is not reachable at 127.0.0.1:5432" >&2; exit 1
+
+## audit: graphql-http, at the lockfile's versions, for the GraphQL-over-HTTP audit test
+audit: tests/http_audit/node_modules/.package-lock.json
+
+tests/http_audit/node_modules/.package-lock.json: tests/http_audit/package-lock.json
+	cd tests/http_audit && npm ci --no-audit --no-fund --loglevel=error
 
 ## browser: Debian's Chromium and its driver, for the dashboard's browser test (needs root)
 browser:

@@ -12,7 +12,7 @@ import base64
 import binascii
 import enum
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, TypeVar
@@ -145,19 +145,17 @@ def page_rows(rows: QuerySet, ordering: Ordering, after: str | None) -> QuerySet
 
 
 def connection(
-    fetched: Sequence[T],
+    nodes: list[T],
     *,
-    first: int,
+    has_next: bool,
     after: str | None,
     ordering: Ordering,
     count: Callable[[], int],
 ) -> Connection[T]:
-    """A page from up to ``first + 1`` fetched nodes: the extra one only says more follow."""
-    nodes = list(fetched[:first])
     end = encode_cursor(ordering, ordering.position(nodes[-1])) if nodes else after
     return Connection(
         nodes=nodes,
-        page_info=PageInfo(has_next_page=len(fetched) > first, end_cursor=end),
+        page_info=PageInfo(has_next_page=has_next, end_cursor=end),
         _count=count,
     )
 
@@ -168,7 +166,7 @@ def paginate(
     first: int,
     after: str | None,
     ordering: Ordering = BY_ID,
-    build: Callable[[QuerySet], Sequence[Any]] = list,
+    build: Callable[[QuerySet], list[Any]] = list,
 ) -> Connection:
     """The page of ``rows`` after the cursor: one query for the page, one more for totalCount.
 
@@ -177,4 +175,8 @@ def paginate(
     """
     check_first(first)
     nodes = build(page_rows(rows, ordering, after)[: first + 1])
-    return connection(nodes, first=first, after=after, ordering=ordering, count=rows.count)
+    has_next = len(nodes) > first
+    # Cut in place: what holds the list (the siblings that load the nodes' own hires) sees
+    # only the nodes the page answers, not the one fetched to tell that more follow.
+    del nodes[first:]
+    return connection(nodes, has_next=has_next, after=after, ordering=ordering, count=rows.count)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -78,9 +78,8 @@ def _utc(moment: datetime, bound: str) -> datetime:
         ) from None
 
 
-_EMPLOYEE_COLUMNS = (
-    "id", "name", "datetime", "department_id", "job_id", "department__department", "job__job"
-)  # fmt: skip
+_HIRE_COLUMNS = ("id", "name", "datetime", "department_id", "job_id")
+_EMPLOYEE_COLUMNS = (*_HIRE_COLUMNS, "department__department", "job__job")
 
 
 def employee_nodes(page: QuerySet) -> list[HiredEmployee]:
@@ -88,22 +87,25 @@ def employee_nodes(page: QuerySet) -> list[HiredEmployee]:
     return _employees(page.values_list(*_EMPLOYEE_COLUMNS))
 
 
-def _employees(rows: Iterable[Sequence[Any]]) -> list[HiredEmployee]:
+def _employees(
+    rows: Iterable[Sequence[Any]], pages: list[list[HiredEmployee]] | None = None
+) -> list[HiredEmployee]:
     """Nodes from rows of ``_EMPLOYEE_COLUMNS``. Each department and job is one node, shared
-    by its hires, and the departments (and the jobs) of the page load their own hires together."""
+    by its hires, and the departments (and the jobs) of the hires of ``pages`` (by default,
+    the nodes returned) load their own hires together."""
     departments: dict[int, Department] = {}
     jobs: dict[int, Job] = {}
-    department_hires, job_hires = Siblings("department_id"), Siblings("job_id")
-    nodes = []
+    nodes: list[HiredEmployee] = []
+    pages = [nodes] if pages is None else pages
+    department_hires = Siblings("department_id", pages, lambda hire: hire.department_id)
+    job_hires = Siblings("job_id", pages, lambda hire: hire.job_id)
     for row_id, name, hired, department_id, job_id, department, job in rows:
         if department_id not in departments:
             departments[department_id] = Department(
                 id=department_id, department=department, _children=department_hires
             )
-            department_hires.ids.append(department_id)
         if job_id not in jobs:
             jobs[job_id] = Job(id=job_id, job=job, _children=job_hires)
-            job_hires.ids.append(job_id)
         nodes.append(
             HiredEmployee(
                 id=row_id,
@@ -119,16 +121,16 @@ def _employees(rows: Iterable[Sequence[Any]]) -> list[HiredEmployee]:
 
 
 def department_nodes(page: QuerySet) -> list[Department]:
-    hires = Siblings("department_id")
-    nodes = [Department(id=i, department=d, _children=hires) for i, d in page.values_list()]
-    hires.ids.extend(node.id for node in nodes)
+    nodes: list[Department] = []
+    hires = Siblings("department_id", [nodes], lambda department: department.id)
+    nodes += [Department(id=i, department=d, _children=hires) for i, d in page.values_list()]
     return nodes
 
 
 def job_nodes(page: QuerySet) -> list[Job]:
-    hires = Siblings("job_id")
-    nodes = [Job(id=i, job=j, _children=hires) for i, j in page.values_list()]
-    hires.ids.extend(node.id for node in nodes)
+    nodes: list[Job] = []
+    hires = Siblings("job_id", [nodes], lambda job: job.id)
+    nodes += [Job(id=i, job=j, _children=hires) for i, j in page.values_list()]
     return nodes
 
 
@@ -141,13 +143,32 @@ class Siblings:
     """The departments (or the jobs) of one page, and their hires: the first parent that asks
     for a page of its hires loads that page for every parent, in one query, and the first that
     asks for its totalCount counts them all, in one more. So the queries a nested connection
-    costs do not grow with the number of parents."""
+    costs do not grow with the number of parents.
 
-    def __init__(self, column: Literal["department_id", "job_id"]) -> None:
+    The parents are read from ``pages`` (the pages of departments or jobs, or of the hires
+    that hold them) when the first asks: by then each page is cut to what it answers, so the
+    row fetched past a page's end, only to tell that more follow, loads nothing.
+    """
+
+    def __init__(
+        self,
+        column: Literal["department_id", "job_id"],
+        pages: list[list[Any]],
+        parent_of: Callable[[Any], int],
+    ) -> None:
         self.column = column
-        self.ids: list[int] = []
-        self._pages: dict[str, dict[int, list[HiredEmployee]]] = {}
+        self.pages = pages
+        self._parent_of = parent_of
+        self._ids: list[int] | None = None
+        self._pages: dict[str, dict[int, tuple[list[HiredEmployee], bool]]] = {}
         self._counts: dict[str, dict[int, int]] = {}
+
+    @property
+    def ids(self) -> list[int]:
+        if self._ids is None:
+            parents = (self._parent_of(node) for page in self.pages for node in page)
+            self._ids = list(dict.fromkeys(parents))
+        return self._ids
 
     def hired_employees(
         self,
@@ -164,7 +185,7 @@ class Siblings:
         asked = repr((first, after, where, ordering))  # every alias with its own arguments
         if asked not in self._pages:
             page = page_rows(rows, ordering, after)
-            self._pages[asked] = _pages_per_parent(self.column, self.ids, page, ordering, first + 1)
+            self._pages[asked] = _pages_per_parent(self.column, self.ids, page, ordering, first)
 
         def count() -> int:
             if repr(where) not in self._counts:
@@ -178,47 +199,70 @@ class Siblings:
                 self._counts[repr(where)] = dict(counted)
             return self._counts[repr(where)].get(parent_id, 0)
 
+        nodes, has_next = self._pages[asked].get(parent_id, ([], False))
         return connection(
-            self._pages[asked].get(parent_id, []),
-            first=first,
-            after=after,
-            ordering=ordering,
-            count=count,
+            list(nodes), has_next=has_next, after=after, ordering=ordering, count=count
         )
 
 
 def _pages_per_parent(
-    column: str, parent_ids: list[int], page: QuerySet, ordering: Ordering, size: int
-) -> dict[int, list[HiredEmployee]]:
-    """The first ``size`` rows of ``page`` for each parent, in one query."""
+    column: str, parent_ids: list[int], page: QuerySet, ordering: Ordering, first: int
+) -> dict[int, tuple[list[HiredEmployee], bool]]:
+    """Each parent's first ``first`` rows of ``page``, and whether more follow, in one query."""
     if not parent_ids:
         return {}
     fetch = rows_by_lateral if database.vendor == "postgresql" else rows_by_window
-    fetched = fetch(column, parent_ids, page, ordering, size)
-    nodes = _employees(row[1:-1] for row in fetched)  # one set of siblings for the level
+    fetched = fetch(column, parent_ids, page, ordering, first + 1)
+    pages: list[list[HiredEmployee]] = []  # the next level's parents: the answered hires'
+    nodes = _employees((row[1:-1] for row in fetched), pages)
     per_parent: dict[int, list[HiredEmployee]] = {}
     for row, node in zip(fetched, nodes, strict=True):
         per_parent.setdefault(row[0], []).append(node)
-    return per_parent
+    answered = {}
+    for parent_id, hires in per_parent.items():
+        answered[parent_id] = (hires[:first], len(hires) > first)
+        pages.append(answered[parent_id][0])
+    return answered
 
 
 def rows_by_lateral(
     column: str, parent_ids: list[int], page: QuerySet, ordering: Ordering, size: int
 ) -> list[Sequence[Any]]:
-    """PostgreSQL: each parent's rows through a LATERAL join, so each parent is one index scan
-    on (parent, id), or on the ordering's index, that stops after ``size`` rows. Rows of
-    (parent id, *_EMPLOYEE_COLUMNS, rank), by parent then rank."""
+    """PostgreSQL: each parent's first ``size`` rows through a LATERAL join, then their
+    department's and job's names. Rows of (parent id, *_EMPLOYEE_COLUMNS, rank), by parent
+    then rank.
+
+    In id order, each parent is a range scan of the (parent, id) index that stops after
+    ``size`` rows. The parent is matched as a range of one value there: with "=" PostgreSQL
+    would know the column constant and could pick a scan of the primary key that filters on
+    the parent, a few rows for a big parent but the whole table for one with few hires. In
+    time or name order, "=" lets it scan the (column, id) index and keep the parent's rows:
+    fast for a parent with many hires, a long scan for one with very few. An index per parent
+    and order would make both fast, but four more indexes halve the speed of every insert.
+    """
+    parent_id = RawSQL("roster_parent.id", ())
+    parent = F(column).desc() if ordering.descending else F(column).asc()
+    order = [parent, *ordering.order_by()]
+    if ordering.column == "id":
+        of_parent = page.filter(**{f"{column}__gte": parent_id, f"{column}__lte": parent_id})
+    else:
+        of_parent = page.filter(**{column: parent_id})
     lateral = (
-        page.filter(**{column: RawSQL("roster_parent.id", ())})
-        .annotate(rank=Window(RowNumber(), order_by=ordering.order_by()))
-        .values_list(*_EMPLOYEE_COLUMNS, "rank")[:size]
+        of_parent.order_by(*order)
+        .annotate(rank=Window(RowNumber(), order_by=order))
+        .values_list(*_HIRE_COLUMNS, "rank")[:size]
     )
     sql, params = lateral.query.sql_with_params()
+    departments, jobs = models.Department._meta.db_table, models.Job._meta.db_table
     with database.cursor() as cursor:
         cursor.execute(
-            "SELECT roster_parent.id, page.* "
+            f"SELECT roster_parent.id, {', '.join(f'page.{c}' for c in _HIRE_COLUMNS)}, "
+            "d.department, j.job, page.rank "
             "FROM unnest(%s::integer[]) WITH ORDINALITY AS roster_parent(id, n) "
-            f"CROSS JOIN LATERAL ({sql}) AS page ORDER BY roster_parent.n, page.rank",
+            f"CROSS JOIN LATERAL ({sql}) AS page "
+            f"JOIN {departments} AS d ON d.id = page.department_id "
+            f"JOIN {jobs} AS j ON j.id = page.job_id "
+            "ORDER BY roster_parent.n, page.rank",
             [parent_ids, *params],
         )
         return cursor.fetchall()

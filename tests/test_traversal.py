@@ -376,3 +376,41 @@ def test_name_filters_use_the_trigram_index_on_postgresql(hires) -> None:
         assert "Bitmap Index Scan on hires_name_trigrams" in plan
     else:  # SQLite has no trigram index: a name filter scans (the README says so)
         assert "SCAN hired_employees" in plan
+
+
+def test_the_row_past_a_pages_end_loads_no_hires(gql, hires) -> None:
+    """departments(first: 2) fetches a third row to tell that more follow: its hires are not
+    loaded, at this level or the next."""
+    query = """{ departments(first: 2) { nodes { hiredEmployees(first: 1) { nodes {
+        job { hiredEmployees(first: 1) { nodes { id } } } } } } } }"""
+    with CaptureQueriesContext(connection) as queries:
+        answer = gql(query, scope="read")
+    assert answer.errors == []
+    nested = [q["sql"] for q in queries.captured_queries if "ROW_NUMBER" in q["sql"]]
+    assert len(nested) == 2
+    # the first level: departments 1 and 2 only; the next: the jobs of the two hires shown
+    shown = [d["hiredEmployees"]["nodes"][0] for d in answer.data["departments"]["nodes"]]
+    first_hires = [HiredEmployee.objects.filter(department_id=i).order_by("id")[0] for i in (1, 2)]
+    jobs = sorted({hire.job_id for hire in first_hires})
+    for sql, parents in zip(nested, ([1, 2], jobs), strict=True):
+        in_array, in_list = ",".join(map(str, parents)), ", ".join(map(str, parents))
+        assert f"ARRAY[{in_array}]" in sql or f"IN ({in_list})" in sql, sql
+    assert len(shown) == 2
+
+
+def test_aliases_with_the_same_arguments_answer_the_same_page(gql, hires) -> None:
+    answer = gql(
+        "{ department(id: 1) { a: hiredEmployees(first: 2) { pageInfo { hasNextPage } "
+        "nodes { id } } b: hiredEmployees(first: 2) { pageInfo { hasNextPage } nodes { id } } } }",
+        scope="read",
+    )
+    department = answer.data["department"]
+    mine = expected([row for row in hires if row.department_id == 1], "id", False)
+    assert (
+        department["a"]
+        == department["b"]
+        == {
+            "pageInfo": {"hasNextPage": True},
+            "nodes": [{"id": i} for i in mine[:2]],
+        }
+    )

@@ -54,7 +54,7 @@ audit: tests/http_audit/node_modules/.package-lock.json
 tests/http_audit/node_modules/.package-lock.json: tests/http_audit/package-lock.json
 	cd tests/http_audit && npm ci --no-audit --no-fund --loglevel=error
 
-## browser: Debian's Chromium and its driver, for the dashboard's browser test (needs root)
+## browser: Debian's Chromium and its driver, for the browser tests of the dashboard and GraphiQL (needs root)
 browser:
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; }

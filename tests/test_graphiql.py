@@ -1,5 +1,6 @@
 """GraphiQL's vendored files (``scripts/vendor_graphiql.sh``) are the ones recorded, at the
-script's pinned versions."""
+script's pinned versions, and a production server (gunicorn, ``DEBUG`` off) serves them with the
+page: the playground needs no CDN and no collectstatic."""
 
 from __future__ import annotations
 
@@ -7,11 +8,23 @@ import hashlib
 import re
 from pathlib import Path
 
+import requests
 from django.conf import settings
+
+from tests.test_outage import RosterServer
 
 ROOT = Path(settings.BASE_DIR)
 VENDORED = ROOT / "backend" / "static" / "graphiql"
 SCRIPT = ROOT / "scripts" / "vendor_graphiql.sh"
+PAGE_FILES = [
+    "/static/graphiql/graphiql.min.css",
+    "/static/graphiql/plugin-explorer.css",
+    "/static/graphiql/react.production.min.js",
+    "/static/graphiql/react-dom.production.min.js",
+    "/static/graphiql/graphiql.min.js",
+    "/static/graphiql/plugin-explorer.umd.js",
+    "/static/roster/graphiql.js",
+]
 
 
 def recorded_checksums() -> dict[str, str]:
@@ -49,3 +62,23 @@ def test_the_vendored_files_are_the_scripts_pinned_versions_with_their_licences(
     for name in versions:
         licence = (VENDORED / f"LICENSE-{name.removeprefix('@').replace('/', '-')}.txt").read_text()
         assert licence.startswith("MIT License")
+
+
+def test_a_production_server_serves_the_page_and_every_file_it_loads(tmp_path: Path) -> None:
+    """gunicorn with ``DEBUG`` off and nothing collected: WhiteNoise serves the apps' files."""
+    server = RosterServer(f"sqlite:///{tmp_path / 'roster.sqlite3'}", tmp_path / "var")
+    server.start()
+    try:
+        page = requests.get(f"{server.base}/graphql", headers={"Accept": "text/html"}, timeout=30)
+        assert page.status_code == 200
+        loaded = re.findall(r'(?:src|href)="(/static/[^"]+)"', page.text)
+        assert sorted(loaded) == sorted(PAGE_FILES)
+        for path in loaded:
+            answer = requests.get(f"{server.base}{path}", timeout=30)
+            assert answer.status_code == 200, path
+            kind = "text/css" if path.endswith(".css") else "text/javascript"
+            assert answer.headers["Content-Type"].startswith(kind), path
+            assert answer.content == (ROOT / "backend" / path.lstrip("/")).read_bytes(), path
+    finally:
+        server.stop()
+    assert not (tmp_path / "var" / "static").exists()  # no collectstatic was needed

@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PG_URL ?= postgres://postgres@127.0.0.1:5432/roster
 
-.PHONY: demo test coverage lint setup postgres browser audit clean
+.PHONY: demo test coverage lint setup postgres browser audit graphiql clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -54,10 +54,14 @@ audit: tests/http_audit/node_modules/.package-lock.json
 tests/http_audit/node_modules/.package-lock.json: tests/http_audit/package-lock.json
 	cd tests/http_audit && npm ci --no-audit --no-fund --loglevel=error
 
-## browser: Debian's Chromium and its driver, for the dashboard's browser test (needs root)
+## browser: Debian's Chromium and its driver, for the browser tests of the dashboard and GraphiQL (needs root)
 browser:
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; }
+
+## graphiql: vendor GraphiQL, its explorer plugin and React again at the pinned versions (npm)
+graphiql:
+	scripts/vendor_graphiql.sh
 
 clean:
 	rm -rf $(VENV) var tests/http_audit/node_modules

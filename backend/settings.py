@@ -6,7 +6,9 @@ checks that none is missing). The test suite reads ``backend.settings_test``, wh
 from __future__ import annotations
 
 import os
+import re
 import secrets
+import warnings
 from pathlib import Path
 
 import dj_database_url
@@ -92,6 +94,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "backend.csp.ContentSecurityPolicyMiddleware",
     "backend.middleware.RequestSizeLimitMiddleware",
     "backend.middleware.DatabaseUnavailableMiddleware",
@@ -155,8 +158,15 @@ USE_I18N = False
 USE_TZ = True
 
 LOGIN_URL = "admin:login"
+
+# --- static files: WhiteNoise serves them (the admin's, GraphiQL's), DEBUG on or off ---------
 STATIC_URL = "static/"
+# Straight from the apps' static/ folders: no collectstatic step, no web server for /static/.
+WHITENOISE_USE_FINDERS = True
+# Only for ``collectstatic``, to hand the files to a proxy or a CDN. WhiteNoise looks there
+# too, and warns at each start that the folder is missing when nobody collected: not a fault.
 STATIC_ROOT = VAR_DIR / "static"
+warnings.filterwarnings("ignore", message=f"No directory at: {re.escape(str(STATIC_ROOT))}")
 
 # --- backups: an S3 bucket when BACKUP_BUCKET is set, else a local folder -------------------
 BACKUP_BUCKET = os.environ.get("BACKUP_BUCKET", "")

@@ -1,4 +1,5 @@
-"""Shared fixtures: API tokens of each scope, a GraphQL caller, and the sample data.
+"""Shared fixtures: API tokens of each scope, a GraphQL caller, the sample data, S3 and a
+headless Chromium.
 
 The suite runs on the database named by DATABASE_URL: SQLite by default, PostgreSQL with
 ``DATABASE_URL=postgres://postgres@127.0.0.1:5432/roster`` (``make test`` runs both).
@@ -8,6 +9,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -150,3 +153,43 @@ def bucket(s3_server: str) -> Iterator[str]:
         for item in page.get("Contents", []):
             client.delete_object(Bucket=name, Key=item["Key"])
     client.delete_bucket(Bucket=name)
+
+
+# --- a real browser, for the pages (the dashboard, GraphiQL) ---------------------------------
+
+CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+
+
+@pytest.fixture
+def browser() -> Iterator[object]:
+    """Headless Chromium driven by Selenium; CI installs both (a missing one fails, not skips)."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    os.environ.setdefault("SE_OFFLINE", "true")  # never let Selenium Manager download a driver
+
+    assert shutil.which(CHROMIUM) and shutil.which(CHROMEDRIVER), (
+        "apt-get install chromium chromium-driver"
+    )
+    profile = tempfile.mkdtemp(prefix="roster-chromium-")
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    flags = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             "--no-first-run", f"--user-data-dir={profile}", "--window-size=1200,1600"]  # fmt: skip
+    for flag in flags:
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # console: CSP reports
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    yield driver
+    driver.quit()
+    shutil.rmtree(profile, ignore_errors=True)
+
+
+def csp_violations(browser: Any) -> list[str]:
+    """The browser console's Content-Security-Policy reports since the last read."""
+    return [
+        entry["message"]
+        for entry in browser.get_log("browser")
+        if "Content Security Policy" in entry["message"]
+    ]

@@ -1,11 +1,6 @@
-"""The dashboard in a real headless Chromium (Debian's chromium and chromium-driver)."""
+"""The dashboard in a real headless Chromium (the ``browser`` fixture, ``tests/conftest.py``)."""
 
 from __future__ import annotations
-
-import os
-import shutil
-import tempfile
-from collections.abc import Iterator
 
 import pytest
 from django.conf import settings
@@ -13,34 +8,7 @@ from django.contrib.auth.models import User
 from django.test import Client
 
 from backend import metrics
-
-CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
-
-
-@pytest.fixture
-def browser() -> Iterator[object]:
-    """Headless Chromium driven by Selenium; CI installs both (a missing one fails, not skips)."""
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    os.environ.setdefault("SE_OFFLINE", "true")  # never let Selenium Manager download a driver
-
-    assert shutil.which(CHROMIUM) and shutil.which(CHROMEDRIVER), (
-        "apt-get install chromium chromium-driver"
-    )
-    profile = tempfile.mkdtemp(prefix="roster-chromium-")
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    flags = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             "--no-first-run", f"--user-data-dir={profile}", "--window-size=1200,1600"]  # fmt: skip
-    for flag in flags:
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # console: CSP reports
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    yield driver
-    driver.quit()
-    shutil.rmtree(profile, ignore_errors=True)
+from tests.conftest import csp_violations
 
 
 @pytest.mark.django_db(transaction=True)
@@ -92,26 +60,9 @@ def test_dashboard_renders_charts_with_the_api_numbers(live_server, browser, tmp
                      for d in metrics.departments_above_mean(year=2021)]  # fmt: skip
 
     # The Content-Security-Policy blocks nothing on the page: its nonce'd stylesheet applies.
-    assert _csp_violations(browser) == []
+    assert csp_violations(browser) == []
     style = "return getComputedStyle(document.querySelector(arguments[0])).borderCollapse;"
     assert browser.execute_script(style, "#hires-by-quarter") == "collapse"
-
-
-@pytest.mark.django_db(transaction=True)
-def test_graphiql_runs_its_inline_script_under_its_policy(live_server, browser) -> None:
-    """unpkg.com may be out of reach here, so only the page's own script is checked: it ran
-    (its ``fetchURL`` exists), and nothing was refused by the policy."""
-    browser.get(f"{live_server.url}/graphql")
-    assert browser.execute_script("return typeof fetchURL;") == "string"
-    assert _csp_violations(browser) == []
-
-
-def _csp_violations(browser) -> list[str]:
-    return [
-        entry["message"]
-        for entry in browser.get_log("browser")
-        if "Content Security Policy" in entry["message"]
-    ]
 
 
 def _cells(browser, rows: str) -> list[list[str]]:

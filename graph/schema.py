@@ -9,6 +9,7 @@ import strawberry
 from django.conf import settings
 from django.db.models import Q
 from strawberry.extensions import MaskErrors
+from strawberry.printer import print_schema
 from strawberry.schema.config import StrawberryConfig
 
 from backend import metrics, models
@@ -256,3 +257,9 @@ schema = strawberry.Schema(
         ),
     ],
 )
+
+
+def sdl() -> str:
+    """The schema in SDL, as committed in schema.graphql: the contract clients build on, so a
+    change to it shows in review (``make schema`` rewrites the file)."""
+    return print_schema(schema) + "\n"

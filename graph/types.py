@@ -7,7 +7,7 @@ import binascii
 import enum
 import json
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, NewType, Protocol
 
 import strawberry
@@ -20,7 +20,7 @@ from backend import dictionary, metrics
 from backend.dictionary import DEPARTMENTS, HIRED_EMPLOYEES, JOBS
 from graph.errors import bad_input
 from graph.pagination import Connection, OrderDirection, Ordering
-from jobs.backups import Position
+from jobs.backups import BackupFile, Position
 from jobs.ingest import IngestResult, RejectedRow
 from jobs.ingest.replay import ReplaySummary
 
@@ -362,7 +362,11 @@ class Backup:
     sha256: str
     schema_fingerprint: str
     roster_version: str
-    snapshot_time: str = strawberry.field(description="When the snapshot was taken (UTC).")
+    snapshot_time: datetime = strawberry.field(
+        description="When the snapshot was taken, in UTC. A file whose manifest is damaged or "
+        "missing gives the time its name holds (<table>/<UTC time>.avro), or "
+        "1970-01-01T00:00:00+00:00 when its name holds none (the replaced system's files)."
+    )
     codec: str
     size: BigInt = strawberry.field(description="The file's size in bytes.")
     problem: str | None = strawberry.field(
@@ -377,15 +381,21 @@ class Backup:
     )
 
     @classmethod
-    def from_file(cls, file: Any) -> Backup:
-        own = ("table", "problem", "cursor")
+    def from_file(cls, file: BackupFile) -> Backup:
+        own = ("table", "snapshot_time", "problem", "cursor")
         fields = {name: getattr(file, name) for name in cls.__annotations__ if name not in own}
         return cls(
             table=TableEnum(file.table),
+            snapshot_time=file.snapshot or NO_SNAPSHOT_TIME,
             problem=file.problem or None,
             cursor=backup_cursor(file.position),
             **fields,
         )
+
+
+NO_SNAPSHOT_TIME = datetime(1970, 1, 1, tzinfo=UTC)
+"""The snapshotTime of a file that tells none, since the field is never null: the Unix epoch,
+a time no Roster backup has, and older than all of them, as such files list last."""
 
 
 _BACKUP_CURSOR = "roster:backup:v1:"

@@ -149,9 +149,9 @@ def test_backup_list_and_restore_through_graphql(gql, storage) -> None:
     assert restored.data["restore"] == {
         "table": "DEPARTMENTS",
         "backup": key,
-        "read": 2,
+        "read": "2",  # BigInts: a file's rows need not fit the table's ids
         "inserted": 2,
-        "rejected": 0,
+        "rejected": "0",
         "replaced": 3,
     }
     assert departments() == [(1, "Recherche & Développement"), (2, "Ops")]

@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PG_URL ?= postgres://postgres@127.0.0.1:5432/roster
 
-.PHONY: demo test coverage lint setup postgres browser audit graphiql clean
+.PHONY: demo test coverage lint schema setup postgres browser audit graphiql clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,10 @@ test: setup lint postgres browser audit
 coverage: setup postgres browser audit
 	$(BIN)/python -m pytest --cov --cov-report=
 	DATABASE_URL=$(PG_URL) $(BIN)/python -m pytest --cov --cov-append --cov-report=term
+
+## make schema: rewrite schema.graphql, the published contract, from the code's schema
+schema: setup
+	$(BIN)/python manage.py export_schema
 
 lint: setup
 	$(BIN)/ruff check .

@@ -303,7 +303,7 @@ def walk_log(soak: Soak, http: requests.Session, after: str | None) -> str | Non
             soak.fail("readers", f"rejections: entry {node['id']} after {last}")
         last = int(node["id"])
         if sent := soak.by_id.get(uuid.UUID(node["batchId"]).hex):
-            index = node["index"]
+            index = int(node["index"])  # a BigInt: a string of digits
             reported = (sent.ids[index], sent.outcome[index]) if index < ROWS else None
             if (node["rowId"], codes(node["reasons"])) != reported:
                 soak.fail("readers", f"rejections: {node} is not {reported}")
@@ -319,7 +319,7 @@ def read_batch_log(soak: Soak, http: requests.Session, sent: Sent) -> None:
         if (data := soak.call(http, "reader", BATCH_LOG, batch=batch, after=after)) is None:
             return
         for node in data["rejections"]["nodes"]:
-            seen[node["index"]] = (node["rowId"], codes(node["reasons"]))
+            seen[int(node["index"])] = (node["rowId"], codes(node["reasons"]))
         if not data["rejections"]["pageInfo"]["hasNextPage"]:
             break
         after = data["rejections"]["pageInfo"]["endCursor"]

@@ -9,6 +9,7 @@ import strawberry
 from django.conf import settings
 from django.db.models import Q
 from strawberry.extensions import MaskErrors
+from strawberry.printer import print_schema
 from strawberry.schema.config import StrawberryConfig
 
 from backend import metrics, models
@@ -34,8 +35,9 @@ from graph.types import (
     Job,
     JobFilter,
     QuarterlyHires,
+    RejectionConnection,
     RejectionStatus,
-    RejectionType,
+    ReplayResult,
     RestoreResult,
     TableEnum,
     backup_position,
@@ -138,7 +140,7 @@ class Query:
         status: RejectionStatus | None = None,
         first: int = 100,
         after: str | None = None,
-    ) -> Connection[RejectionType]:
+    ) -> RejectionConnection:
         rows = models.Rejection.objects.all()
         if table is not None:
             rows = rows.filter(table=table.value)
@@ -146,7 +148,8 @@ class Query:
             rows = rows.filter(Q(batch_id=_uuid(batch_id)))
         if status is not None:
             rows = rows.filter(status=status.value)
-        return paginate(rows, first=first, after=after, build=selectors.rejection_nodes)
+        page = paginate(rows, first=first, after=after, build=selectors.rejection_nodes)
+        return RejectionConnection.of(page)
 
 
 @contextmanager
@@ -193,14 +196,7 @@ class Mutation:
         with _as_bad_input():
             named = {table.value: backup} if backup is not None else None  # None: the latest
             (done,) = backups.restore_tables(tables=[table.value], backups=named)
-        return RestoreResult(
-            table=table,
-            backup=done.key,
-            read=done.read,
-            inserted=done.inserted,
-            rejected=done.rejected,
-            replaced=done.replaced,
-        )
+        return RestoreResult.from_summary(done)
 
     @strawberry.mutation(
         permission_classes=[CanWrite],
@@ -213,7 +209,7 @@ class Mutation:
         self,
         table: TableEnum | None = None,
         batch_id: strawberry.ID | None = None,
-    ) -> BatchResult:
+    ) -> ReplayResult:
         if table is None and batch_id is None:
             raise bad_input("give a table or a batchId to replay")
         try:
@@ -222,7 +218,7 @@ class Mutation:
             )
         except replay.ReplayError as error:
             raise bad_input(str(error)) from None
-        return BatchResult.from_outcome(summary)
+        return ReplayResult.from_summary(summary)
 
     @strawberry.mutation(
         permission_classes=[CanWrite],
@@ -256,3 +252,9 @@ schema = strawberry.Schema(
         ),
     ],
 )
+
+
+def sdl() -> str:
+    """The schema in SDL, as committed in schema.graphql: the contract clients build on, so a
+    change to it shows in review (``make schema`` rewrites the file)."""
+    return print_schema(schema) + "\n"

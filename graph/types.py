@@ -7,7 +7,7 @@ import binascii
 import enum
 import json
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, NewType, Protocol
 
 import strawberry
@@ -20,9 +20,9 @@ from backend import dictionary, metrics
 from backend.dictionary import DEPARTMENTS, HIRED_EMPLOYEES, JOBS
 from graph.errors import bad_input
 from graph.pagination import Connection, OrderDirection, Ordering
-from jobs.backups import Position
+from jobs.backups import BackupFile, Position, RestoreSummary
 from jobs.ingest import IngestResult, RejectedRow
-from jobs.ingest.replay import ReplaySummary
+from jobs.ingest.replay import SHOWN_REJECTIONS, ReplaySummary
 
 
 @strawberry.enum(name="Table", description="A table of Roster's data.")
@@ -32,6 +32,31 @@ class TableEnum(enum.Enum):
     DEPARTMENTS = DEPARTMENTS.name
     JOBS = JOBS.name
     HIRED_EMPLOYEES = HIRED_EMPLOYEES.name
+
+
+def _parse_big_int(value: Any) -> int:
+    """A BigInt from a variable or a literal: a string of decimal digits, or an integer."""
+    if type(value) is int:
+        return value
+    if type(value) is str and re.fullmatch(r"-?[0-9]{1,19}", value):
+        return int(value)
+    raise ValueError(f"BigInt must be an integer or a string of decimal digits: {value!r:.40}")
+
+
+BigInt = NewType("BigInt", int)
+"""An integer wider than GraphQL's Int; the schema maps it to the scalar in ``SCALARS``."""
+
+SCALARS: dict[object, ScalarDefinition] = {
+    BigInt: strawberry.scalar(
+        name="BigInt",
+        serialize=lambda value: str(int(value)),
+        parse_value=_parse_big_int,
+        description="An integer that may not fit in GraphQL's 32-bit Int, such as a file size "
+        'in bytes or a row count, sent as a string of decimal digits ("3221225472") so that '
+        "every JSON client reads it exactly. As input, a string of digits or an integer.",
+    )
+}
+"""The schema's own scalars (``StrawberryConfig.scalar_map``)."""
 
 
 def _doc(table: dictionary.Table, column: str) -> str:
@@ -126,38 +151,70 @@ class RowRejection:
 @strawberry.type(description="What happened to a batch.")
 class BatchResult:
     table: TableEnum
-    received: int
+    received: int = strawberry.field(description="Rows in the batch: 1 to 1000.")
     inserted: int
     rejected: int
     batch_id: strawberry.ID
     rejections: list[RowRejection]
 
     @classmethod
-    def from_outcome(cls, outcome: IngestResult | ReplaySummary) -> BatchResult:
-        """A batch's result, or a manual replay's over all its batches: the rows it sent
-        again as ``received``, and the first batch's id."""
-        received = outcome.read if isinstance(outcome, ReplaySummary) else outcome.received
+    def from_outcome(cls, outcome: IngestResult) -> BatchResult:
         return cls(
             table=TableEnum(outcome.table),
-            received=received,
+            received=outcome.received,
             inserted=outcome.inserted,
             rejected=outcome.rejected,
             batch_id=strawberry.ID(str(outcome.batch_id)),
-            rejections=_row_rejections(outcome.rejections),
-        )
-
-
-def _row_rejections(rejections: list[RejectedRow]) -> list[RowRejection]:
-    return [
-        RowRejection(
-            index=r.position,
-            id=r.row_id,
-            reasons=[
-                ReasonType(field=x.field, code=str(x.code), message=x.message) for x in r.reasons
+            rejections=[
+                RowRejection(index=r.position, id=r.row_id, reasons=_reasons(r))
+                for r in outcome.rejections
             ],
         )
-        for r in rejections
-    ]
+
+
+def _reasons(row: RejectedRow) -> list[ReasonType]:
+    return [ReasonType(field=x.field, code=str(x.code), message=x.message) for x in row.reasons]
+
+
+@strawberry.type(description="A row that a replay sent again and that was rejected again.")
+class ReplayRejection:
+    index: BigInt = strawberry.field(
+        description="Where the row was first received: its index in its batch, or its line "
+        "in its file (as the log's index)."
+    )
+    id: int | None = strawberry.field(description="The id the row carried, if any.")
+    reasons: list[ReasonType]
+
+
+@strawberry.type(
+    description="What a manual replay did to a table, over all its replay batches. A replay "
+    "sends every open entry it can, so its counts are BigInts, as the log's are."
+)
+class ReplayResult:
+    table: TableEnum
+    received: BigInt = strawberry.field(description="The rows sent through the rules again.")
+    inserted: int = strawberry.field(description="The rows stored.")
+    rejected: BigInt = strawberry.field(description="The rows rejected again, still open.")
+    batch_id: strawberry.ID = strawberry.field(
+        description="The first replay batch (a replay records one even with nothing to send)."
+    )
+    rejections: list[ReplayRejection] = strawberry.field(
+        description=f"The first {SHOWN_REJECTIONS} rows rejected again; the log holds them all."
+    )
+
+    @classmethod
+    def from_summary(cls, summary: ReplaySummary) -> ReplayResult:
+        return cls(
+            table=TableEnum(summary.table),
+            received=BigInt(summary.read),
+            inserted=summary.inserted,
+            rejected=BigInt(summary.rejected),
+            batch_id=strawberry.ID(str(summary.batch_id)),
+            rejections=[
+                ReplayRejection(index=BigInt(r.position), id=r.row_id, reasons=_reasons(r))
+                for r in summary.rejections
+            ],
+        )
 
 
 @strawberry.enum(description="Whether a logged row is still out of its table.")
@@ -178,7 +235,7 @@ class RejectionType:
     source: str = strawberry.field(description="graphql, rest, csv, restore or replay.")
     table: TableEnum
     batch_id: strawberry.ID = strawberry.field(description="The batch that first logged it.")
-    index: int = strawberry.field(description="Index in the batch, or line number in a file.")
+    index: BigInt = strawberry.field(description="Index in the batch, or line number in a file.")
     row_id: int | None = strawberry.field(description="The id the row carried, if any.")
     raw: JSON = strawberry.field(description="The row exactly as received.")
     reasons: list[ReasonType] = strawberry.field(description="Why, at the latest attempt.")
@@ -187,8 +244,9 @@ class RejectionType:
     resolved_by: strawberry.ID | None = strawberry.field(
         description="The batch that stored the row; null while it is open."
     )
-    attempts: int = strawberry.field(
-        description="How often the row was received: replays, reruns and resends included."
+    attempts: BigInt = strawberry.field(
+        description="How often the row was received: replays, reruns and resends included, "
+        "and each identical line of a file."
     )
     parked: bool = strawberry.field(
         description="Only missing references keep it out: it goes in by itself when they arrive."
@@ -201,16 +259,30 @@ class RejectionType:
             source=row.source,
             table=TableEnum(row.table),
             batch_id=strawberry.ID(str(row.batch_id)),
-            index=row.position,
+            index=BigInt(row.position),
             row_id=row.row_id,
             raw=row.raw,
             reasons=[ReasonType(**reason) for reason in row.reasons],
             created_at=row.created_at,
             status=RejectionStatus(row.status),
             resolved_by=strawberry.ID(str(row.resolved_by_id)) if row.resolved_by_id else None,
-            attempts=row.attempts,
+            attempts=BigInt(row.attempts),
             parked=row.parked and row.status == "open",
         )
+
+
+@strawberry.type(name="RejectionConnection", description="One page of the rejection log.")
+class RejectionConnection(Connection[RejectionType]):
+    """A page of the log: its totalCount is a BigInt, as the log's ids are 64-bit and a file
+    need not obey any rule, so the entries can pass Int's 2,147,483,647."""
+
+    @strawberry.field(description="How many entries match the filters, over all pages.")
+    def total_count(self) -> BigInt:
+        return BigInt(self._count())
+
+    @classmethod
+    def of(cls, page: Connection[RejectionType]) -> RejectionConnection:
+        return cls(nodes=page.nodes, page_info=page.page_info, _count=page._count)
 
 
 # --- filters ---------------------------------------------------------------------------------
@@ -326,31 +398,6 @@ def _batch_input() -> type:
 BatchInput = _batch_input()
 
 
-def _parse_big_int(value: Any) -> int:
-    """A BigInt from a variable or a literal: a string of decimal digits, or an integer."""
-    if type(value) is int:
-        return value
-    if type(value) is str and re.fullmatch(r"-?[0-9]{1,19}", value):
-        return int(value)
-    raise ValueError(f"BigInt must be an integer or a string of decimal digits: {value!r:.40}")
-
-
-BigInt = NewType("BigInt", int)
-"""An integer wider than GraphQL's Int; the schema maps it to the scalar in ``SCALARS``."""
-
-SCALARS: dict[object, ScalarDefinition] = {
-    BigInt: strawberry.scalar(
-        name="BigInt",
-        serialize=lambda value: str(int(value)),
-        parse_value=_parse_big_int,
-        description="An integer that may not fit in GraphQL's 32-bit Int, such as a file size "
-        'in bytes or a row count, sent as a string of decimal digits ("3221225472") so that '
-        "every JSON client reads it exactly. As input, a string of digits or an integer.",
-    )
-}
-"""The schema's own scalars (``StrawberryConfig.scalar_map``)."""
-
-
 @strawberry.type(description="One table's backup file and its manifest.")
 class Backup:
     table: TableEnum
@@ -362,7 +409,11 @@ class Backup:
     sha256: str
     schema_fingerprint: str
     roster_version: str
-    snapshot_time: str = strawberry.field(description="When the snapshot was taken (UTC).")
+    snapshot_time: datetime = strawberry.field(
+        description="When the snapshot was taken, in UTC. A file whose manifest is damaged or "
+        "missing gives the time its name holds (<table>/<UTC time>.avro), or "
+        "1970-01-01T00:00:00+00:00 when its name holds none (the replaced system's files)."
+    )
     codec: str
     size: BigInt = strawberry.field(description="The file's size in bytes.")
     problem: str | None = strawberry.field(
@@ -377,15 +428,21 @@ class Backup:
     )
 
     @classmethod
-    def from_file(cls, file: Any) -> Backup:
-        own = ("table", "problem", "cursor")
+    def from_file(cls, file: BackupFile) -> Backup:
+        own = ("table", "snapshot_time", "problem", "cursor")
         fields = {name: getattr(file, name) for name in cls.__annotations__ if name not in own}
         return cls(
             table=TableEnum(file.table),
+            snapshot_time=file.snapshot or NO_SNAPSHOT_TIME,
             problem=file.problem or None,
             cursor=backup_cursor(file.position),
             **fields,
         )
+
+
+NO_SNAPSHOT_TIME = datetime(1970, 1, 1, tzinfo=UTC)
+"""The snapshotTime of a file that tells none, since the field is never null: the Unix epoch,
+a time no Roster backup has, and older than all of them, as such files list last."""
 
 
 _BACKUP_CURSOR = "roster:backup:v1:"
@@ -416,10 +473,21 @@ def backup_position(cursor: str) -> Position:
 class RestoreResult:
     table: TableEnum
     backup: str
-    read: int
-    inserted: int
-    rejected: int
+    read: BigInt = strawberry.field(description="Rows in the file.")
+    inserted: int = strawberry.field(description="Rows stored.")
+    rejected: BigInt = strawberry.field(description="Rows of the file that broke a rule.")
     replaced: int = strawberry.field(description="Rows the table held before.")
+
+    @classmethod
+    def from_summary(cls, summary: RestoreSummary) -> RestoreResult:
+        return cls(
+            table=TableEnum(summary.table),
+            backup=summary.key,
+            read=BigInt(summary.read),
+            inserted=summary.inserted,
+            rejected=BigInt(summary.rejected),
+            replaced=summary.replaced,
+        )
 
 
 # The metrics' rows are plain dataclasses in backend.metrics; the schema exposes them as they are

@@ -120,6 +120,14 @@ class BackupFile:
         return {k: v for k, v in asdict(self).items() if k not in ("seconds", "legacy", "problem")}
 
     @property
+    def snapshot(self) -> datetime | None:
+        """When the snapshot was taken, in UTC: the manifest's time (listing checked it against
+        the file's name); for a file without a usable manifest, the time its name holds; None
+        when the name holds none (the replaced system's files are named as it chose)."""
+        moment = _snapshot(self.snapshot_time)
+        return moment.astimezone(UTC) if moment is not None else _stamp_time(self.key)
+
+    @property
     def position(self) -> Position:
         """Where the file sorts in ``list_backups``, which lists the highest position first."""
         return (not self.legacy, posixpath.basename(self.key), self.table)

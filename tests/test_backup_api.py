@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
+import fastavro
 import pytest
 from django.conf import settings
 from django.core.files.base import ContentFile
@@ -70,6 +73,12 @@ def folder(tmp_path: Path) -> Iterator[Path]:
         yield location
 
 
+def name_time(key: str) -> str:
+    """The time a Roster backup's file name holds, written as the API writes a DateTime."""
+    name = key.split("/")[1]
+    return datetime.strptime(name, "%Y%m%dT%H%M%S.%fZ.avro").replace(tzinfo=UTC).isoformat()
+
+
 def departments() -> list[tuple[int, str]]:
     return list(Department.objects.order_by("id").values_list("id", "department"))
 
@@ -98,12 +107,14 @@ def stored_keys() -> list[str]:
 @pytest.mark.django_db
 def test_backup_list_and_restore_through_graphql(gql, storage) -> None:
     two_departments()
+    before = datetime.now(UTC)
 
     answer = gql(BACKUP, {"tables": ["DEPARTMENTS"]})
 
     assert answer.errors == []
     (file,) = answer.data["backup"]
     key = file["key"]
+    assert before <= datetime.fromisoformat(file["snapshotTime"]) <= datetime.now(UTC)
     assert key.startswith("departments/") and key.endswith("Z.avro")
     with storages["backups"].open(key, "rb") as stream:
         data = stream.read()
@@ -114,7 +125,7 @@ def test_backup_list_and_restore_through_graphql(gql, storage) -> None:
         "sha256": hashlib.sha256(data).hexdigest(),
         "schemaFingerprint": fingerprint(schema_for(DEPARTMENTS)),
         "rosterVersion": file["rosterVersion"],
-        "snapshotTime": file["snapshotTime"],
+        "snapshotTime": name_time(key),  # a DateTime in UTC, the time the file is named after
         "codec": "deflate",
         "size": str(len(data)),
     }
@@ -138,9 +149,9 @@ def test_backup_list_and_restore_through_graphql(gql, storage) -> None:
     assert restored.data["restore"] == {
         "table": "DEPARTMENTS",
         "backup": key,
-        "read": 2,
+        "read": "2",  # BigInts: a file's rows need not fit the table's ids
         "inserted": 2,
-        "rejected": 0,
+        "rejected": "0",
         "replaced": 3,
     }
     assert departments() == [(1, "Recherche & Développement"), (2, "Ops")]
@@ -159,7 +170,7 @@ def test_backup_of_every_table_by_default_and_restore_of_a_named_key(gql, folder
         ("JOBS", "1"),
         ("HIRED_EMPLOYEES", "0"),
     ]
-    assert len({f["snapshotTime"] for f in files}) == 1
+    assert {f["snapshotTime"] for f in files} == {name_time(files[0]["key"])}  # one snapshot
     Job.objects.filter(id=7).update(job="Changed")
     restored = gql(RESTORE, {"table": "JOBS", "backup": files[1]["key"]})
     assert restored.data["restore"]["backup"] == files[1]["key"]
@@ -330,6 +341,58 @@ def test_a_backup_that_fails_in_the_storage_is_bad_input_and_leaves_nothing(gql,
         ": S3 refused PutObject: NoSuchBucket (The specified bucket does not exist); "
         "nothing of it was kept"
     )
+
+
+TIMES = "{ backups(table: DEPARTMENTS) { key rows problem snapshotTime } }"
+
+
+@pytest.mark.django_db
+def test_snapshot_time_is_utc_and_a_backup_without_a_usable_manifest_has_one_too(
+    gql, storage
+) -> None:
+    """An intact manifest's time is answered in UTC; a damaged manifest's file answers the
+    time its name holds; a replaced system's file, whose name holds none, answers the epoch."""
+    two_departments()
+    (intact,) = gql(BACKUP, {"tables": ["DEPARTMENTS"]}).data["backup"]
+    time.sleep(0.002)
+    (damaged,) = gql(BACKUP, {"tables": ["DEPARTMENTS"]}).data["backup"]
+    backups = storages["backups"]
+    intact_manifest = intact["key"].removesuffix(".avro") + ".json"
+    with backups.open(intact_manifest, "rb") as stream:
+        manifest = json.loads(stream.read())
+    in_paris = datetime.fromisoformat(intact["snapshotTime"]).astimezone(
+        timezone(timedelta(hours=1))
+    )
+    backups.delete(intact_manifest)  # the same moment, written at +01:00: still intact
+    backups.save(
+        intact_manifest,
+        ContentFile(json.dumps({**manifest, "snapshot_time": in_paris.isoformat()})),
+    )
+    damaged_manifest = damaged["key"].removesuffix(".avro") + ".json"
+    backups.delete(damaged_manifest)
+    backups.save(damaged_manifest, ContentFile(b"{not json"))
+    legacy = io.BytesIO()
+    schema = {
+        "type": "record",
+        "name": "Department",
+        "fields": [{"name": "id", "type": "long"}, {"name": "department", "type": "string"}],
+    }
+    fastavro.writer(legacy, schema, [{"id": 1, "department": "Old"}])
+    backups.save("departments/legacy.avro", ContentFile(legacy.getvalue()))
+
+    answer = gql(TIMES)
+
+    assert answer.errors == []
+    assert answer.data["backups"] == [
+        {"key": damaged["key"], "rows": "-1", "snapshotTime": name_time(damaged["key"]),
+         "problem": f"the manifest {damaged_manifest} is not valid JSON"},
+        {"key": intact["key"], "rows": "2", "snapshotTime": name_time(intact["key"]),
+         "problem": None},
+        {"key": "departments/legacy.avro", "rows": "-1",
+         "snapshotTime": "1970-01-01T00:00:00+00:00", "problem": None},
+    ]  # fmt: skip
+    assert in_paris.isoformat().endswith("+01:00")
+    assert intact["snapshotTime"] == name_time(intact["key"])
 
 
 # --- sizes past 32 bits, and pages of backups ------------------------------------------------

@@ -584,7 +584,8 @@ def test_every_job_command_has_one_shape_and_help_for_each_option(name: str) -> 
 
 
 @pytest.mark.parametrize(
-    "name", ["load_csv", "backup", "restore", "create_token", "demo", "dictionary_docs"]
+    "name",
+    ["load_csv", "backup", "restore", "create_token", "demo", "dictionary_docs", "export_schema"],
 )
 def test_every_argument_has_help(name: str) -> None:
     app = "jobs" if name in {"load_csv", "backup", "restore"} else "backend"

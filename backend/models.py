@@ -192,7 +192,7 @@ class Rejection(models.Model):
     )
     source = models.CharField(max_length=16, choices=Source.choices)
     table = models.CharField(max_length=32)
-    position = models.PositiveIntegerField(
+    position = models.PositiveBigIntegerField(
         help_text="The row's index in its batch (API) or its line number (CSV)."
     )
     row_id = models.IntegerField(null=True, blank=True, help_text="The row's id, if it had one.")
@@ -203,7 +203,9 @@ class Rejection(models.Model):
         max_length=32, help_text="A digest of the table and the raw row: one entry per row."
     )
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.OPEN)
-    attempts = models.PositiveIntegerField(default=1, help_text="How often the row was received.")
+    attempts = models.PositiveBigIntegerField(
+        default=1, help_text="How often the row was received."
+    )
     updated_at = models.DateTimeField(null=True, blank=True, help_text="The latest attempt.")
     resolved_by = models.ForeignKey(
         Batch,

@@ -82,22 +82,23 @@ def curl_examples() -> list[tuple[dict[str, object], dict[str, object], int]]:
 
 
 @pytest.mark.django_db
-def test_the_curl_examples_documents_answer_as_the_page_shows(
-    client: Client, sample_data, tokens
-) -> None:
-    """Posted as application/json, the answer Roster gives every client: the same data for
-    the query that runs, and the same errors for the one that fails validation."""
+def test_the_curl_examples_answer_as_the_page_shows(client: Client, sample_data, tokens) -> None:
+    """Sent as the page sends them, with ``Accept: application/graphql-response+json``: the
+    status, the media type and the body the page shows."""
     (runs, ran, ok), (fails, failed, refused) = curl_examples()
     assert "Accept: application/graphql-response+json" in PAGE
     assert (ok, refused, "data" in failed) == (200, 400, False)
-    headers = {"Authorization": f"Bearer {tokens['read']}"}
+    headers = {
+        "Authorization": f"Bearer {tokens['read']}",
+        "Accept": "application/graphql-response+json",
+    }
 
     answers = [
         client.post("/graphql", json.dumps(body), "application/json", headers=headers)
         for body in (runs, fails)
     ]
 
-    assert answers[0].status_code == 200
-    assert answers[0].json() == ran
-    assert answers[1].json()["errors"] == failed["errors"]
-    assert (answers[1].status_code, answers[1].json()["data"]) == (200, None)  # application/json
+    media_type = "application/graphql-response+json; charset=utf-8"
+    assert [a["Content-Type"] for a in answers] == [media_type, media_type]
+    assert (answers[0].status_code, answers[0].json()) == (ok, ran)
+    assert (answers[1].status_code, answers[1].json()) == (refused, failed)

@@ -251,3 +251,28 @@ def test_an_int_past_2_31_is_an_error_so_the_rule_matters() -> None:
     assert answer.errors[0].message == (
         "Int cannot represent non 32-bit signed integer value: 2147483648"
     )
+
+
+@pytest.mark.django_db
+def test_the_log_stores_line_numbers_and_attempts_past_2_31(gql) -> None:
+    """The columns are 64-bit on both databases, so the log keeps what BigInt can answer."""
+    from backend.models import Batch
+
+    now = datetime.now(UTC)
+    batch = Batch.objects.create(
+        source="csv", table="jobs", received=1, rejected=1, status="completed",
+        started_at=now, finished_at=now,
+    )  # fmt: skip
+    entry = Rejection.objects.create(
+        batch=batch, source="csv", table="jobs", position=3_000_000_000, raw={}, reasons=[],
+        row_key="k" * 32, attempts=2**31 + 1,
+    )  # fmt: skip
+    entry.refresh_from_db()
+    assert (entry.position, entry.attempts) == (3_000_000_000, 2**31 + 1)
+    answer = gql("{ rejections { totalCount nodes { index attempts } } }", scope="read")
+    assert answer.data == {
+        "rejections": {
+            "totalCount": "1",
+            "nodes": [{"index": "3000000000", "attempts": "2147483649"}],
+        }
+    }

@@ -160,7 +160,7 @@ def _upsert_copied(
     with connection.cursor() as cursor:
         cursor.execute(
             f"CREATE TEMP TABLE IF NOT EXISTS {stage} (seq integer, position bigint, "
-            "row_id integer, raw text, reasons text, row_key varchar(32), attempts integer, "
+            "row_id integer, raw text, reasons text, row_key varchar(32), attempts bigint, "
             "parked boolean) ON COMMIT DELETE ROWS"
         )
         cursor.execute(f"DELETE FROM {stage}")

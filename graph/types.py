@@ -81,23 +81,27 @@ class ChildPages(Protocol):
 _HIRES_ARGS = "first, after, filter and orderBy work as in the top-level hiredEmployees"
 
 
+def _hires_of(
+    root: Department | Job,
+    first: int = 100,
+    after: str | None = None,
+    filter: HiredEmployeeFilter | None = None,
+    order_by: HiredEmployeeOrder | None = None,
+) -> Connection[HiredEmployee]:
+    """A department's or a job's hires: one resolver for both, through their siblings."""
+    return root._children.hired_employees(
+        root.id, first=first, after=after, where=filter, order=order_by
+    )
+
+
 @strawberry.type(description=DEPARTMENTS.doc)
 class Department:
     id: int = strawberry.field(description=_doc(DEPARTMENTS, "id"))
     department: str = strawberry.field(description=_doc(DEPARTMENTS, "department"))
     _children: strawberry.Private[ChildPages]
-
-    @strawberry.field(description=f"The department's hired employees ({_HIRES_ARGS}).")
-    def hired_employees(
-        self,
-        first: int = 100,
-        after: str | None = None,
-        filter: HiredEmployeeFilter | None = None,
-        order_by: HiredEmployeeOrder | None = None,
-    ) -> Connection[HiredEmployee]:
-        return self._children.hired_employees(
-            self.id, first=first, after=after, where=filter, order=order_by
-        )
+    hired_employees: Connection[HiredEmployee] = strawberry.field(
+        resolver=_hires_of, description=f"The department's hired employees ({_HIRES_ARGS})."
+    )
 
 
 @strawberry.type(description=JOBS.doc)
@@ -105,18 +109,9 @@ class Job:
     id: int = strawberry.field(description=_doc(JOBS, "id"))
     job: str = strawberry.field(description=_doc(JOBS, "job"))
     _children: strawberry.Private[ChildPages]
-
-    @strawberry.field(description=f"The hired employees in this job ({_HIRES_ARGS}).")
-    def hired_employees(
-        self,
-        first: int = 100,
-        after: str | None = None,
-        filter: HiredEmployeeFilter | None = None,
-        order_by: HiredEmployeeOrder | None = None,
-    ) -> Connection[HiredEmployee]:
-        return self._children.hired_employees(
-            self.id, first=first, after=after, where=filter, order=order_by
-        )
+    hired_employees: Connection[HiredEmployee] = strawberry.field(
+        resolver=_hires_of, description=f"The hired employees in this job ({_HIRES_ARGS})."
+    )
 
 
 @strawberry.type(description=HIRED_EMPLOYEES.doc)

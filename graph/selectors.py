@@ -160,7 +160,7 @@ class Siblings:
         self.pages = pages
         self._parent_of = parent_of
         self._ids: list[int] | None = None
-        self._pages: dict[str, dict[int, tuple[list[HiredEmployee], bool]]] = {}
+        self._loaded: dict[str, dict[int, tuple[list[HiredEmployee], bool]]] = {}
         self._counts: dict[str, dict[int, int]] = {}
 
     @property
@@ -183,12 +183,13 @@ class Siblings:
         ordering = order.ordering() if order is not None else BY_ID
         rows = hired_employees(where)
         asked = repr((first, after, where, ordering))  # every alias with its own arguments
-        if asked not in self._pages:
+        if asked not in self._loaded:
             page = page_rows(rows, ordering, after)
-            self._pages[asked] = _pages_per_parent(self.column, self.ids, page, ordering, first)
+            self._loaded[asked] = _pages_per_parent(self.column, self.ids, page, ordering, first)
+        filtered = repr(where)
 
         def count() -> int:
-            if repr(where) not in self._counts:
+            if filtered not in self._counts:
                 counted = (
                     rows.filter(**{f"{self.column}__in": self.ids})
                     .order_by()
@@ -196,10 +197,10 @@ class Siblings:
                     .annotate(hires=Count("pk"))
                     .values_list(self.column, "hires")
                 )
-                self._counts[repr(where)] = dict(counted)
-            return self._counts[repr(where)].get(parent_id, 0)
+                self._counts[filtered] = dict(counted)
+            return self._counts[filtered].get(parent_id, 0)
 
-        nodes, has_next = self._pages[asked].get(parent_id, ([], False))
+        nodes, has_next = self._loaded[asked].get(parent_id, ([], False))
         return connection(
             list(nodes), has_next=has_next, after=after, ordering=ordering, count=count
         )

@@ -1,20 +1,19 @@
-"""The stakeholders' metrics, aggregated in SQL on PostgreSQL and SQLite alike.
+"""The stakeholders' metrics, read from the hires summary (``backend/hire_summary.py``), so they
+cost the same at 10 million hires as at 10 thousand.
 
-Years and quarters are taken in UTC, the zone every hire datetime is stored in. The year's
-bounds are computed here as UTC datetimes and compared with the stored column, so the database
-can use the index on ``datetime`` when a year is a small part of the table. Every year a hire
-can have (1 to 9999) is a valid year: the last quarter of 9999 has no upper bound, because
-Python has no year 10000 to end it with.
+Years and quarters are taken in UTC, the zone every hire datetime is stored in. Every year a
+hire can have (1 to 9999) is a valid year.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import MAXYEAR, MINYEAR, UTC, datetime
+from datetime import MAXYEAR, MINYEAR
 
-from django.db.models import Count, Q
+from django.db.models import FilteredRelation, Q, Sum
+from django.db.models.functions import Coalesce
 
-from backend.models import Department, HiredEmployee
+from backend.models import Department, HireCount
 
 MIN_YEAR, MAX_YEAR = MINYEAR, MAXYEAR  # 1 and 9999: every year a stored hire can have
 
@@ -57,33 +56,12 @@ def parse_year(value: object) -> int:
     return year
 
 
-def _quarter_starts(year: int) -> list[datetime | None]:
-    """Jan 1, Apr 1, Jul 1, Oct 1 of ``year`` and Jan 1 of the next year, in UTC.
-
-    The last is ``None`` (no upper bound) for 9999, the last year a datetime can have.
-    """
-    starts: list[datetime | None] = [
-        datetime(year, month, 1, tzinfo=UTC) for month in (1, 4, 7, 10)
-    ]
-    return [*starts, datetime(year + 1, 1, 1, tzinfo=UTC) if year < MAXYEAR else None]
-
-
-def _between(field: str, start: datetime | None, end: datetime | None) -> Q:
-    """``start <= field < end``, leaving out a missing bound."""
-    bounds = {f"{field}__gte": start, f"{field}__lt": end}
-    return Q(**{lookup: value for lookup, value in bounds.items() if value is not None})
-
-
 def hires_by_quarter(*, year: int) -> list[QuarterlyHires]:
     """Hires per department and job in ``year``, split by quarter; only pairs with a hire,
-    ordered by department, then job. One GROUP BY query."""
-    bounds = _quarter_starts(year)
-    quarters = {
-        f"q{n}": Count("id", filter=_between("datetime", bounds[n - 1], bounds[n]))
-        for n in (1, 2, 3, 4)
-    }
+    ordered by department, then job. One query over the summary's rows of that year."""
+    quarters = {f"q{n}": Coalesce(Sum("hires", filter=Q(quarter=n)), 0) for n in (1, 2, 3, 4)}
     rows = (
-        HiredEmployee.objects.filter(_between("datetime", bounds[0], bounds[4]))
+        HireCount.objects.filter(year=year, hires__gt=0)
         .values("department_id", "job_id", "department__department", "job__job")
         .annotate(**quarters)
         .order_by("department__department", "job__job", "department_id", "job_id")
@@ -95,13 +73,15 @@ def hires_by_quarter(*, year: int) -> list[QuarterlyHires]:
 def hires_per_department(*, year: int) -> tuple[list[DepartmentHires], float]:
     """Every department's hires in ``year`` (0 for none), by id, and their mean.
 
-    One LEFT JOIN ... GROUP BY query; the mean is over departments, not employees.
+    One query: the departments, each joined to its summary rows of that year only; the mean
+    is over departments, not employees.
     """
-    bounds = _quarter_starts(year)
-    in_year = _between("hired_employees__datetime", bounds[0], bounds[4])
     rows = [
         DepartmentHires(*row)
-        for row in Department.objects.annotate(hired=Count("hired_employees", filter=in_year))
+        for row in Department.objects.annotate(
+            in_year=FilteredRelation("hire_counts", condition=Q(hire_counts__year=year)),
+            hired=Coalesce(Sum("in_year__hires"), 0),
+        )
         .order_by("id")
         .values_list("id", "department", "hired")
     ]

@@ -119,6 +119,32 @@ class HiredEmployee(models.Model):
         return self.name
 
 
+class HireCount(models.Model):
+    """The hires summary (``backend/hire_summary.py``): hires per year, department, job and quarter,
+    kept exact by the database's triggers in the same transaction as the rows. The metrics
+    and ``totalCount`` read it. A key whose hires were all deleted may stay, at 0."""
+
+    pk = models.CompositePrimaryKey("year", "department", "job", "quarter")
+    year = models.IntegerField(help_text="The hire's year, in UTC.")
+    department = models.ForeignKey(
+        Department,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,  # the hires' own foreign keys guard it; no per-row trigger here
+        related_name="hire_counts",
+    )
+    job = models.ForeignKey(
+        Job, on_delete=models.DO_NOTHING, db_constraint=False, related_name="hire_counts"
+    )
+    quarter = models.SmallIntegerField(help_text="1 to 4, in UTC.")
+    hires = models.BigIntegerField()
+
+    class Meta:
+        db_table = "hire_counts"
+
+    def __str__(self) -> str:
+        return f"{self.year} Q{self.quarter} {self.department_id}/{self.job_id}: {self.hires}"
+
+
 MODELS: dict[str, type[Department | Job | HiredEmployee]] = {
     DEPARTMENTS.name: Department,
     JOBS.name: Job,

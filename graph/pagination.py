@@ -167,11 +167,12 @@ def paginate(
     after: str | None,
     ordering: Ordering = BY_ID,
     build: Callable[[QuerySet], list[Any]] = list,
+    count: Callable[[], int] | None = None,
 ) -> Connection:
     """The page of ``rows`` after the cursor: one query for the page, one more for totalCount.
 
     ``build`` turns the page's queryset into nodes; each node has an ``id`` and the ordering's
-    column.
+    column. ``count`` answers totalCount (the default: ``rows.count()``).
     """
     check_first(first)
     nodes = build(page_rows(rows, ordering, after)[: first + 1])
@@ -179,4 +180,5 @@ def paginate(
     # Cut in place: what holds the list (the siblings that load the nodes' own hires) sees
     # only the nodes the page answers, not the one fetched to tell that more follow.
     del nodes[first:]
-    return connection(nodes, has_next=has_next, after=after, ordering=ordering, count=rows.count)
+    count = count or rows.count
+    return connection(nodes, has_next=has_next, after=after, ordering=ordering, count=count)

@@ -76,12 +76,14 @@ class Query:
         filter: HiredEmployeeFilter | None = None,
         order_by: HiredEmployeeOrder | None = None,
     ) -> Connection[HiredEmployee]:
+        rows = selectors.hired_employees(filter)
         return paginate(
-            selectors.hired_employees(filter),
+            rows,
             first=first,
             after=after,
             ordering=order_by.ordering() if order_by is not None else BY_ID,
             build=selectors.employee_nodes,
+            count=selectors.hire_total(filter, rows),
         )
 
     @strawberry.field(permission_classes=[CanRead], description="A department; null if none.")

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from django.db import connection as database
-from django.db.models import Count, F, QuerySet, TextField
+from django.db.models import Count, F, QuerySet, Sum, TextField
 from django.db.models.expressions import RawSQL, Window
 from django.db.models.functions import Cast, RowNumber
 
@@ -59,6 +59,31 @@ def hired_employees(where: HiredEmployeeFilter | None) -> QuerySet:
         if where.name.contains is not None:
             rows = rows.filter(name__icontains=where.name.contains)
     return rows
+
+
+def _summarised(where: HiredEmployeeFilter | None) -> dict[str, int] | None:
+    """The filter as summary lookups, when the summary can count it: no filter, or only
+    ``departmentId`` and ``jobId``. Other filters (ids, times, names) need ``count(*)``."""
+    if where is None:
+        return {}
+    if where.id is not None or where.hired_between is not None or where.name is not None:
+        return None
+    lookups = {"department_id": where.department_id, "job_id": where.job_id}
+    return {column: value for column, value in lookups.items() if value is not None}
+
+
+def hire_total(where: HiredEmployeeFilter | None, rows: QuerySet) -> Callable[[], int]:
+    """totalCount of the hires ``where`` selects (``rows``): a sum over the summary's rows when
+    it can answer (milliseconds at any size), or the exact ``count(*)``."""
+    lookups = _summarised(where)
+    if lookups is None:
+        return rows.count
+
+    def total() -> int:
+        summed = models.HireCount.objects.filter(**lookups).aggregate(total=Sum("hires"))
+        return int(summed["total"] or 0)
+
+    return total
 
 
 def _utc(moment: datetime, bound: str) -> datetime:
@@ -190,14 +215,17 @@ class Siblings:
 
         def count() -> int:
             if filtered not in self._counts:
+                lookups = _summarised(where)
+                source = rows if lookups is None else models.HireCount.objects.filter(**lookups)
+                tally = Count("pk") if lookups is None else Sum("hires")
                 counted = (
-                    rows.filter(**{f"{self.column}__in": self.ids})
+                    source.filter(**{f"{self.column}__in": self.ids})
                     .order_by()
                     .values(self.column)
-                    .annotate(hires=Count("pk"))
+                    .annotate(hires=tally)
                     .values_list(self.column, "hires")
                 )
-                self._counts[filtered] = dict(counted)
+                self._counts[filtered] = {parent: int(n) for parent, n in counted}
             return self._counts[filtered].get(parent_id, 0)
 
         nodes, has_next = self._loaded[asked].get(parent_id, ([], False))

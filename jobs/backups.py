@@ -46,7 +46,7 @@ import secrets
 import tempfile
 import time
 from collections.abc import Callable, Collection, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from importlib import import_module
@@ -61,7 +61,7 @@ from django.core.files import File
 from django.core.files.storage import FileSystemStorage, Storage, storages
 from django.db import connection, transaction
 
-from backend import dictionary
+from backend import dictionary, hire_summary
 from backend.dictionary import Table
 from backend.models import MODELS, HiredEmployee, Source
 from jobs.avro import SchemaMismatch, check_writer_schema, fingerprint, schema_for
@@ -720,12 +720,17 @@ def restore_tables(
             summaries = {
                 spec.name: RestoreSummary(table=spec.name, key=keys[spec.name]) for spec in specs
             }
-            for spec in reversed(specs):  # children first; the keys are checked at commit
-                summaries[spec.name].replaced = _empty(spec)
-            for spec in specs:  # parents first
-                files[spec.name].seek(0)
-                _refill(spec, files[spec.name], checked[spec.name], summaries[spec.name], progress)
-            _check_orphans()
+            # The hires summary is rebuilt once, at the end (backend/hire_summary.py).
+            rewrites_hires = dictionary.HIRED_EMPLOYEES.name in summaries
+            with hire_summary.rebuilt_after() if rewrites_hires else nullcontext():
+                for spec in reversed(specs):  # children first; the keys are checked at commit
+                    summaries[spec.name].replaced = _empty(spec)
+                for spec in specs:  # parents first
+                    files[spec.name].seek(0)
+                    _refill(
+                        spec, files[spec.name], checked[spec.name], summaries[spec.name], progress
+                    )
+                _check_orphans()
             return summaries
 
         summaries = in_transaction(replace)

@@ -1,0 +1,198 @@
+"""The hires summary: how many hires each department made for each job, per year and quarter.
+
+The metrics and the unfiltered (or department/job-filtered) ``totalCount`` read it instead of
+scanning ``hired_employees``, so they cost the same at 10 million rows as at 10 thousand.
+
+It is kept exact by the database itself, in the same transaction as the rows, whoever writes
+them: the ingest pipeline (API, REST, files, Distributed Map chunks, replay, restore), the
+admin, or ``psql``.
+
+- PostgreSQL: one trigger per statement, with the statement's rows as a transition table
+  (one aggregate per ``COPY`` of 50,000 rows, not one call per row). Each upserts its deltas
+  in the primary key's order, so two writers lock summary rows in the same order and cannot
+  deadlock on them. The triggers are ``ENABLE ALWAYS``: they fire even under
+  ``session_replication_role = replica``, which the loader uses to skip the foreign keys'
+  per-row triggers.
+- SQLite: one trigger per row (SQLite has no transition tables; it has one writer at a time).
+
+Years and quarters are taken in UTC, as the metrics have always been. A restore of
+``hired_employees`` replaces every row: it suspends the triggers for its transaction and
+recomputes the summary once at its end (``rebuilt_after``), which stays exact while other
+batches commit (see ``rebuild``). ``manage.py rebuild_summaries`` does the same on demand.
+
+The trigger SQL is installed by migration 0005; changing it here needs a migration that calls
+``install`` again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+from django.db import connection
+from django.db.backends.base.base import BaseDatabaseWrapper
+
+TABLE = "hire_counts"
+KEY = ("year", "department_id", "job_id", "quarter")
+"""The summary's primary key, in the order every writer locks its rows."""
+SUSPEND_SETTING = "roster.hire_counts"
+"""A PostgreSQL setting: 'suspended' turns the triggers off for one transaction (a restore)."""
+
+_TRIGGERS = ("insert", "delete", "update", "truncate")
+
+
+def _key_sql(vendor: str, row: str) -> str:
+    """The summary key of the hires in ``row`` (a table or an alias): year, department,
+    job, quarter, in UTC."""
+    if vendor == "postgresql":
+        utc = f"({row}.datetime AT TIME ZONE 'UTC')"
+        return (
+            f"extract(year FROM {utc})::integer AS year, {row}.department_id, {row}.job_id, "
+            f"extract(quarter FROM {utc})::smallint AS quarter"
+        )
+    # SQLite: Django stores a datetime as 'YYYY-MM-DD HH:MM:SS[.ffffff]' in UTC.
+    return (
+        f"CAST(substr({row}.datetime, 1, 4) AS INTEGER) AS year, {row}.department_id, "
+        f"{row}.job_id, (CAST(substr({row}.datetime, 6, 2) AS INTEGER) + 2) / 3 AS quarter"
+    )
+
+
+_COLUMNS = f"{', '.join(KEY)}, hires"
+_UPSERT = f"ON CONFLICT ({', '.join(KEY)}) DO UPDATE SET hires = {TABLE}.hires + excluded.hires"
+
+
+def _postgresql_function(event: str, source: str) -> str:
+    """A statement trigger's function: the statement's deltas, grouped by key, upserted in the
+    key's order. An update moves a hire from its old key to its new one."""
+    key = _key_sql("postgresql", "r")
+    groups = ", ".join(str(n) for n in range(1, len(KEY) + 1))
+    return f"""
+CREATE OR REPLACE FUNCTION roster_hire_counts_{event}() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF current_setting('{SUSPEND_SETTING}', true) = 'suspended' THEN
+        RETURN NULL;
+    END IF;
+    INSERT INTO {TABLE} ({_COLUMNS})
+    SELECT {", ".join(KEY)}, sum(delta) FROM ({source.format(key=key)}) AS deltas
+    GROUP BY {groups} HAVING sum(delta) <> 0 ORDER BY {groups}
+    {_UPSERT};
+    RETURN NULL;
+END $$"""
+
+
+_POSTGRESQL_SOURCES = {
+    "insert": "SELECT {key}, 1 AS delta FROM new_hires AS r",
+    "delete": "SELECT {key}, -1 AS delta FROM old_hires AS r",
+    "update": "SELECT {key}, 1 AS delta FROM new_hires AS r "
+    "UNION ALL SELECT {key}, -1 FROM old_hires AS r",
+}
+_TRANSITIONS = {
+    "insert": "REFERENCING NEW TABLE AS new_hires",
+    "delete": "REFERENCING OLD TABLE AS old_hires",
+    "update": "REFERENCING OLD TABLE AS old_hires NEW TABLE AS new_hires",
+}
+
+
+def _postgresql_install() -> list[str]:
+    statements = []
+    for event, source in _POSTGRESQL_SOURCES.items():
+        statements += [
+            _postgresql_function(event, source),
+            f"DROP TRIGGER IF EXISTS hire_counts_on_{event} ON hired_employees",
+            f"CREATE TRIGGER hire_counts_on_{event} AFTER {event.upper()} ON hired_employees "
+            f"{_TRANSITIONS[event]} FOR EACH STATEMENT "
+            f"EXECUTE FUNCTION roster_hire_counts_{event}()",
+        ]
+    statements += [
+        "CREATE OR REPLACE FUNCTION roster_hire_counts_truncate() RETURNS trigger "
+        f"LANGUAGE plpgsql AS $$ BEGIN DELETE FROM {TABLE}; RETURN NULL; END $$",
+        "DROP TRIGGER IF EXISTS hire_counts_on_truncate ON hired_employees",
+        "CREATE TRIGGER hire_counts_on_truncate AFTER TRUNCATE ON hired_employees "
+        "FOR EACH STATEMENT EXECUTE FUNCTION roster_hire_counts_truncate()",
+    ]
+    statements += [
+        f"ALTER TABLE hired_employees ENABLE ALWAYS TRIGGER hire_counts_on_{event}"
+        for event in _TRIGGERS
+    ]
+    return statements
+
+
+def _sqlite_install() -> list[str]:
+    new, old = _key_sql("sqlite", "NEW"), _key_sql("sqlite", "OLD")
+
+    def upsert(key: str, delta: int) -> str:
+        # "WHERE true" tells SQLite's parser that ON CONFLICT is the upsert's, not a join's.
+        return f"INSERT INTO {TABLE} ({_COLUMNS}) SELECT {key}, {delta} WHERE true {_UPSERT};"
+
+    return [
+        *(f"DROP TRIGGER IF EXISTS hire_counts_on_{event}" for event in _TRIGGERS),
+        "CREATE TRIGGER hire_counts_on_insert AFTER INSERT ON hired_employees "
+        f"BEGIN {upsert(new, 1)} END",
+        "CREATE TRIGGER hire_counts_on_delete AFTER DELETE ON hired_employees "
+        f"BEGIN {upsert(old, -1)} END",
+        "CREATE TRIGGER hire_counts_on_update "
+        "AFTER UPDATE OF datetime, department_id, job_id ON hired_employees "
+        f"BEGIN {upsert(old, -1)} {upsert(new, 1)} END",
+    ]
+
+
+def install(db: BaseDatabaseWrapper) -> None:
+    """Create (or replace) the triggers, then fill the summary from the rows."""
+    statements = _postgresql_install() if db.vendor == "postgresql" else _sqlite_install()
+    with db.cursor() as cursor:
+        for statement in statements:
+            cursor.execute(statement)
+    rebuild(db)
+
+
+def uninstall(db: BaseDatabaseWrapper) -> None:
+    with db.cursor() as cursor:
+        for event in _TRIGGERS:
+            suffix = " ON hired_employees" if db.vendor == "postgresql" else ""
+            cursor.execute(f"DROP TRIGGER IF EXISTS hire_counts_on_{event}{suffix}")
+            if db.vendor == "postgresql":
+                cursor.execute(f"DROP FUNCTION IF EXISTS roster_hire_counts_{event}()")
+
+
+def rebuild(db: BaseDatabaseWrapper = connection) -> int:
+    """Recompute the summary from the rows, in the caller's transaction, and return how many
+    hires it counts.
+
+    On PostgreSQL the summary is locked against writers first (``SHARE ROW EXCLUSIVE``: readers
+    go on): a batch that committed before the lock is in the scan, and one whose trigger comes
+    after it waits for this transaction to commit, then adds its own rows on top. Without the
+    lock, a batch committing between the delete and the scan would be counted twice or not at
+    all. SQLite has one writer at a time already.
+    """
+    key = _key_sql(db.vendor, "r")
+    groups = ", ".join(str(n) for n in range(1, len(KEY) + 1))
+    with db.cursor() as cursor:
+        if db.vendor == "postgresql":
+            cursor.execute(f"LOCK TABLE {TABLE} IN SHARE ROW EXCLUSIVE MODE")
+        cursor.execute(f"DELETE FROM {TABLE}")
+        cursor.execute(
+            f"INSERT INTO {TABLE} ({_COLUMNS}) SELECT {key}, count(*) FROM hired_employees AS r "
+            f"GROUP BY {groups} ORDER BY {groups}"
+        )
+        cursor.execute(f"SELECT coalesce(sum(hires), 0) FROM {TABLE}")
+        return int(cursor.fetchone()[0])
+
+
+@contextlib.contextmanager
+def rebuilt_after(db: BaseDatabaseWrapper = connection) -> Iterator[None]:
+    """Inside a transaction that rewrites most hires (a restore): on PostgreSQL, turn the
+    per-statement triggers off for the transaction and rebuild the summary once at the end,
+    which costs one scan instead of a delete trigger over every old row and an insert trigger
+    per chunk. SQLite's row triggers stay on (one writer at a time)."""
+    if not db.in_atomic_block:
+        raise RuntimeError("rebuilt_after needs the caller's transaction")
+    if db.vendor != "postgresql":
+        yield
+        return
+    with db.cursor() as cursor:
+        cursor.execute("SELECT set_config(%s, 'suspended', true)", [SUSPEND_SETTING])
+    yield
+    with db.cursor() as cursor:
+        cursor.execute("SELECT set_config(%s, '', true)", [SUSPEND_SETTING])
+    rebuild(db)

@@ -41,20 +41,25 @@ SUSPEND_SETTING = "roster.hire_counts"
 _TRIGGERS = ("insert", "delete", "update", "truncate")
 
 
-def _key_sql(vendor: str, row: str) -> str:
-    """The summary key of the hires in ``row`` (a table or an alias): year, department,
-    job, quarter, in UTC."""
+def _key_parts(vendor: str, row: str) -> list[tuple[str, str]]:
+    """The summary key of the hires in ``row`` (a table or an alias), column by column:
+    year, department, job, quarter, in UTC."""
     if vendor == "postgresql":
         utc = f"({row}.datetime AT TIME ZONE 'UTC')"
-        return (
-            f"extract(year FROM {utc})::integer AS year, {row}.department_id, {row}.job_id, "
-            f"extract(quarter FROM {utc})::smallint AS quarter"
+        year, quarter = (
+            f"extract(year FROM {utc})::integer",
+            f"extract(quarter FROM {utc})::smallint",
         )
-    # SQLite: Django stores a datetime as 'YYYY-MM-DD HH:MM:SS[.ffffff]' in UTC.
-    return (
-        f"CAST(substr({row}.datetime, 1, 4) AS INTEGER) AS year, {row}.department_id, "
-        f"{row}.job_id, (CAST(substr({row}.datetime, 6, 2) AS INTEGER) + 2) / 3 AS quarter"
-    )
+    else:  # SQLite: Django stores a datetime as 'YYYY-MM-DD HH:MM:SS[.ffffff]' in UTC.
+        year = f"CAST(substr({row}.datetime, 1, 4) AS INTEGER)"
+        quarter = f"(CAST(substr({row}.datetime, 6, 2) AS INTEGER) + 2) / 3"
+    department, job = f"{row}.department_id", f"{row}.job_id"
+    return list(zip(KEY, (year, department, job, quarter), strict=True))
+
+
+def _key_sql(vendor: str, row: str) -> str:
+    """The key's expressions as select-list items, named as the summary's columns."""
+    return ", ".join(f"{sql} AS {column}" for column, sql in _key_parts(vendor, row))
 
 
 _COLUMNS = f"{', '.join(KEY)}, hires"
@@ -119,21 +124,20 @@ def _postgresql_install() -> list[str]:
 
 
 def _sqlite_install() -> list[str]:
-    new, old = _key_sql("sqlite", "NEW"), _key_sql("sqlite", "OLD")
-
-    def upsert(key: str, delta: int) -> str:
-        # "WHERE true" tells SQLite's parser that ON CONFLICT is the upsert's, not a join's.
-        return f"INSERT INTO {TABLE} ({_COLUMNS}) SELECT {key}, {delta} WHERE true {_UPSERT};"
-
+    # "WHERE true" tells SQLite's parser that ON CONFLICT is the upsert's, not a join's.
+    new_key = _key_sql("sqlite", "NEW")
+    add = f"INSERT INTO {TABLE} ({_COLUMNS}) SELECT {new_key}, 1 WHERE true {_UPSERT};"
+    # A hire that goes takes one from its key's row and never makes a row: if the summary was
+    # emptied first (Django's flush empties tables in any order), there is nothing to take.
+    old_key = " AND ".join(f"{column} = {sql}" for column, sql in _key_parts("sqlite", "OLD"))
+    take = f"UPDATE {TABLE} SET hires = hires - 1 WHERE {old_key};"
     return [
         *(f"DROP TRIGGER IF EXISTS hire_counts_on_{event}" for event in _TRIGGERS),
-        "CREATE TRIGGER hire_counts_on_insert AFTER INSERT ON hired_employees "
-        f"BEGIN {upsert(new, 1)} END",
-        "CREATE TRIGGER hire_counts_on_delete AFTER DELETE ON hired_employees "
-        f"BEGIN {upsert(old, -1)} END",
+        f"CREATE TRIGGER hire_counts_on_insert AFTER INSERT ON hired_employees BEGIN {add} END",
+        f"CREATE TRIGGER hire_counts_on_delete AFTER DELETE ON hired_employees BEGIN {take} END",
         "CREATE TRIGGER hire_counts_on_update "
         "AFTER UPDATE OF datetime, department_id, job_id ON hired_employees "
-        f"BEGIN {upsert(old, -1)} {upsert(new, 1)} END",
+        f"BEGIN {take} {add} END",
     ]
 
 

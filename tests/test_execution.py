@@ -245,23 +245,34 @@ def test_the_strawberry_internals_the_short_path_reads_keep_their_shape() -> Non
 
 def test_the_short_path_sees_strawberrys_context_as_it_expects() -> None:
     seen: list[tuple[Any, ...]] = []
+    fields: list[str] = []
 
     class Probe(LeafObjectExecutionContext):
         def execute_fields(self, parent_type: Any, source_value: Any, path: Any,
                            grouped_field_set: Any, position_context: Any) -> Any:  # fmt: skip
-            seen.append((parent_type.name, self.middleware_manager, grouped_field_set))
+            fields.append(parent_type.name)
             assert self.is_awaitable(source_value) is False, _revisit("is_awaitable changed")
             return super().execute_fields(
                 parent_type, source_value, path, grouped_field_set, position_context
             )
 
+        def collect_subfields(self, return_type: Any, field_details_list: Any) -> Any:
+            collected = super().collect_subfields(return_type, field_details_list)
+            seen.append((return_type.name, self.middleware_manager, collected))
+            return collected
+
     schema = strawberry.Schema(query=Query, execution_context_class=Probe)
     assert schema.execute_sync("{ rows { id } }").data == {"rows": [{"id": 1}, {"id": 2}]}
 
-    assert [name for name, _, _ in seen] == ["Query", "Row", "Row"], _revisit(
-        f"execute_fields is called for {[name for name, _, _ in seen]}"
+    # The list of rows is completed in one loop: its items never reach execute_fields.
+    assert fields == ["Query"], _revisit(f"execute_fields is called for {fields}")
+    assert [name for name, _, _ in seen] == ["Row"], _revisit(
+        f"collect_subfields is called for {[name for name, _, _ in seen]}"
     )
-    _, manager, grouped = seen[1]
+    _, manager, collected = seen[0]
+    assert len(collected) == 3, _revisit("collect_subfields no longer returns 3 things")
+    grouped, deferred, _ = collected
+    assert not deferred, _revisit("a selection without @defer now has deferred usages")
     assert manager is None or not manager.middlewares, _revisit(
         "Strawberry now runs a middleware with no extension asking for one"
     )

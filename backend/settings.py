@@ -136,6 +136,13 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # A server that does not answer fails the request in seconds (a 503) instead of hanging it.
     # ?connect_timeout=N in DATABASE_URL overrides it.
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 5)
+# Through RDS Proxy (lambdas/template.yaml) no password is kept anywhere: each new connection
+# signs in with a fresh IAM token, over TLS (backend/db/postgresql_iam).
+DATABASE_IAM_AUTH = _flag("DATABASE_IAM_AUTH")
+if DATABASE_IAM_AUTH:
+    if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+        raise ImproperlyConfigured("DATABASE_IAM_AUTH needs a postgres:// DATABASE_URL.")
+    DATABASES["default"]["ENGINE"] = "backend.db.postgresql_iam"
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     DATABASES["default"]["CONN_MAX_AGE"] = 0

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import dj_database_url
 import pytest
 from botocore.exceptions import ClientError
 from django.conf import settings
@@ -350,3 +353,176 @@ def test_every_log_line_of_an_invocation_carries_its_request_id(bucket: str, cap
     assert {getattr(record, "request_id", None) for record in during} == {_Context.aws_request_id}
     assert all(_json_line(record)["request_id"] == _Context.aws_request_id for record in during)
     assert not hasattr(caplog.records[-1], "request_id")  # the id ends with the invocation
+
+
+# --- the database through RDS Proxy: who may sign in, who may read the secret ---------------
+
+_DEPLOYMENT = {  # one made-up deployment: the parameters and what CloudFormation would resolve
+    "AWS::Partition": "aws",
+    "AWS::Region": "eu-west-1",
+    "AWS::AccountId": "123456789012",
+    "AWS::StackName": "roster",
+    "DatabaseInstanceId": "roster-db",
+    "DatabaseName": "roster",
+    "DatabaseUser": "roster",
+    "DatabaseSecretArn": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:roster-db-AbCdEf",
+    "DatabaseSecretKmsKeyArn": "",
+    "SecretKey": "s" * 50,
+    "DatabaseProxy.DBProxyArn": "arn:aws:rds:eu-west-1:123456789012:db-proxy:prx-0123456789abcdef0",
+    "DatabaseProxy.Endpoint": "roster-db.proxy-c0ffee0example.eu-west-1.rds.amazonaws.com",
+}
+_NO_VALUE = object()
+
+
+class _Stack:
+    """The SAM template's values resolved as CloudFormation would for ``values`` (parameters,
+    pseudo parameters, attributes); another resource's ``Ref`` is ``ref:<logical id>``, and
+    its ``GetAtt`` ``getatt:<logical id>.<attribute>``."""
+
+    def __init__(self, **changes: str) -> None:
+        from cfnlint.decode import decode_str  # cfn-lint's loader reads the !Sub, !Ref... tags
+
+        self.template, problems = decode_str((LAMBDAS / "template.yaml").read_text("utf-8"))
+        assert problems == []
+        self.values = _DEPLOYMENT | changes
+        self.conditions = {
+            name: self.resolve(rule) for name, rule in self.template["Conditions"].items()
+        }
+
+    def resource(self, name: str) -> dict:
+        return self.resolve(self.template["Resources"][name])
+
+    def resolve(self, value: Any) -> Any:
+        if isinstance(value, list):
+            return [item for item in map(self.resolve, value) if item is not _NO_VALUE]
+        if not isinstance(value, dict):
+            return value
+        if len(value) == 1:
+            (function, argument), *_ = value.items()
+            if function == "Ref":
+                if argument == "AWS::NoValue":
+                    return _NO_VALUE
+                return self.values.get(argument, f"ref:{argument}")
+            if function == "Fn::GetAtt":
+                return self.values.get(".".join(argument), "getatt:" + ".".join(argument))
+            if function == "Fn::Sub":
+                text, names = (argument, {}) if isinstance(argument, str) else argument
+                names = self.values | self.resolve(dict(names))
+                return re.sub(r"\$\{([\w:.]+)\}", lambda found: names[found[1]], text)
+            if function == "Fn::Select":
+                return self.resolve(argument[1])[argument[0]]
+            if function == "Fn::Split":
+                return self.resolve(argument[1]).split(argument[0])
+            if function == "Fn::If":
+                return self.resolve(argument[1] if self.conditions[argument[0]] else argument[2])
+            if function == "Fn::Equals":
+                return self.resolve(argument[0]) == self.resolve(argument[1])
+            if function == "Fn::Not":
+                return not self.resolve(argument[0])
+        resolved = {key: self.resolve(item) for key, item in value.items()}
+        return {key: item for key, item in resolved.items() if item is not _NO_VALUE}
+
+    def statements(self, function: str) -> tuple[set[str], list[dict]]:
+        """A Lambda's SAM policy templates by name, and its other statements (its own and its
+        managed policies')."""
+        templates, statements = set(), []
+        for policy in self.resource(function)["Properties"].get("Policies", []):
+            if isinstance(policy, str) and policy.startswith("ref:"):
+                managed = self.resource(policy.removeprefix("ref:"))
+                statements += managed["Properties"]["PolicyDocument"]["Statement"]
+            elif "Statement" in policy:
+                statements += policy["Statement"]
+            else:
+                templates |= set(policy)
+        return templates, statements
+
+
+def test_the_lambdas_sign_in_to_the_proxy_as_its_user_and_nothing_more() -> None:
+    stack = _Stack()
+    functions = {
+        name
+        for name, resource in stack.template["Resources"].items()
+        if resource["Type"] == "AWS::Serverless::Function"
+    }
+    connect = {
+        "Sid": "ConnectThroughTheProxy",
+        "Effect": "Allow",
+        "Action": "rds-db:connect",
+        "Resource": "arn:aws:rds-db:eu-west-1:123456789012:dbuser:prx-0123456789abcdef0/roster",
+    }
+
+    granted = {name: stack.statements(name) for name in functions}
+
+    assert {name: templates for name, (templates, _) in granted.items()} == {
+        "BackupFunction": {"S3CrudPolicy"},  # SAM's S3 templates: s3 actions on one bucket
+        "RestoreFunction": {"S3ReadPolicy"},
+        "LoadCsvFunction": {"S3ReadPolicy"},
+        "LoadChunkFunction": set(),
+        "RecordFailureFunction": set(),
+    }
+    assert {name: statements for name, (_, statements) in granted.items()} == {
+        name: [connect] for name in functions
+    }
+    variables = stack.resolve(stack.template["Globals"])["Function"]["Environment"]["Variables"]
+    database = dj_database_url.parse(variables["DATABASE_URL"])
+    assert (database["USER"], database["PASSWORD"], database["HOST"], database["PORT"]) == (
+        "roster", "", _DEPLOYMENT["DatabaseProxy.Endpoint"], 5432
+    )  # fmt: skip
+    assert variables["DATABASE_IAM_AUTH"] == "1"
+    assert all(
+        "Environment" not in stack.template["Resources"][name]["Properties"] for name in functions
+    )  # nothing overrides the database settings
+    parameters = stack.template["Parameters"]
+    assert [name for name, spec in parameters.items() if spec.get("NoEcho")] == ["SecretKey"]
+
+
+@pytest.mark.parametrize("key", ["", "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab"])
+def test_only_the_proxy_reads_the_secret_and_decrypts_it_only_through_secrets_manager(
+    key: str,
+) -> None:
+    stack = _Stack(DatabaseSecretKmsKeyArn=key)
+    secret = _DEPLOYMENT["DatabaseSecretArn"]
+    get_secret = {
+        "Sid": "GetTheSecret",
+        "Effect": "Allow",
+        "Action": "secretsmanager:GetSecretValue",
+        "Resource": secret,
+    }
+    decrypt = {
+        "Sid": "DecryptTheSecretThroughSecretsManager",
+        "Effect": "Allow",
+        "Action": "kms:Decrypt",
+        "Resource": key,
+        "Condition": {
+            "StringEquals": {
+                "kms:ViaService": "secretsmanager.eu-west-1.amazonaws.com",
+                "kms:EncryptionContext:SecretARN": secret,
+            }
+        },
+    }
+
+    role = stack.resource("DatabaseProxyRole")["Properties"]
+    proxy = stack.resource("DatabaseProxy")["Properties"]
+    targets = stack.resource("DatabaseProxyTargets")["Properties"]
+
+    (policy,) = role["Policies"]
+    assert policy["PolicyDocument"]["Statement"] == [get_secret] + ([decrypt] if key else [])
+    (trust,) = role["AssumeRolePolicyDocument"]["Statement"]
+    assert (trust["Principal"], trust["Action"]) == (
+        {"Service": "rds.amazonaws.com"},
+        "sts:AssumeRole",
+    )
+    assert (proxy["EngineFamily"], proxy["RequireTLS"], proxy["RoleArn"]) == (
+        "POSTGRESQL", True, "getatt:DatabaseProxyRole.Arn"
+    )  # fmt: skip
+    assert [(a["AuthScheme"], a["SecretArn"], a["IAMAuth"]) for a in proxy["Auth"]] == [
+        ("SECRETS", secret, "REQUIRED")
+    ]
+    assert (targets["DBProxyName"], targets["DBInstanceIdentifiers"]) == (
+        "ref:DatabaseProxy", ["roster-db"]
+    )  # fmt: skip
+    mentions = [
+        name for name in stack.template["Resources"] if secret in json.dumps(stack.resource(name))
+    ]
+    assert mentions == ["DatabaseProxy", "DatabaseProxyRole"]
+    assert secret not in json.dumps(stack.resolve(stack.template["Globals"]))

@@ -1,0 +1,1 @@
+"""Roster's own Django database backends (``DATABASES[...]["ENGINE"]``)."""

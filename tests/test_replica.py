@@ -377,8 +377,9 @@ def test_the_router_reads_the_replica_only_for_allowed_data_reads(
 
 
 @REPLICA_ONLY
-def test_the_router_knows_the_hires_summary_before_its_model_lands(settings: Any) -> None:
-    """``backend.HireCount`` is matched by its label, whether or not the model exists yet."""
+def test_the_router_matches_the_hires_summary_by_its_label(settings: Any) -> None:
+    """``backend.HireCount`` (the hires summary) is matched by its label, so the rule holds
+    whether or not this tree has the model yet."""
     settings.READ_REPLICA = REPLICA
     summary = type("Meta", (), {"label": "backend.HireCount"})
     with replica_reads():

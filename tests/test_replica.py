@@ -10,6 +10,7 @@ read the replica commit (``transaction=True``), as a deployment does.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -29,9 +30,8 @@ from tests.test_hostile_settings import manage
 REPLICA = "replica"
 BOTH = pytest.mark.django_db(transaction=True, databases=[DEFAULT_DB_ALIAS, REPLICA])
 
-# What each database holds: the replica has a department, a job and two hires that the
-# primary has not (in a deployment, rows the primary lost since, or a replica ahead of a
-# test's primary; here, simply different rows).
+# Different rows in each database, so an answer shows which one served it: the replica has a
+# department, a job and two hires that the primary has not.
 PRIMARY_ROWS = {
     "departments": {1: "Sales"},
     "jobs": {1: "Clerk"},
@@ -194,6 +194,41 @@ def test_a_replica_read_gets_the_statement_timeout(
     finally:
         replica.close()  # the next test's connection starts with the server's timeout
     assert is_statement_timeout(cancelled.value)
+
+
+@pytest.fixture
+def replica_down() -> Iterator[None]:
+    """The replica cannot be reached: its file's folder does not exist, or nothing listens on
+    its port."""
+    replica = connections[REPLICA]
+    saved = dict(replica.settings_dict)
+    replica.close()
+    if replica.vendor == "sqlite":
+        replica.settings_dict["NAME"] = "/nonexistent-roster-replica/replica.sqlite3"
+    else:
+        replica.settings_dict.update(HOST="127.0.0.1", PORT="1")
+    yield
+    replica.close()
+    replica.settings_dict.update(saved)
+
+
+@BOTH
+def test_an_unreachable_replica_answers_503_and_never_falls_back_to_the_primary(
+    gql: GraphQLCaller,
+    client: Client,
+    tokens: dict[str, str],
+    two_databases: None,
+    replica_on: None,
+    replica_down: None,
+) -> None:
+    answer = gql("{ departments { totalCount } }", scope="read")
+    assert (answer.status, answer.codes) == (503, ["SERVICE_UNAVAILABLE"])
+    rows = rest_get(client, tokens["read"], "/api/employees/departments")
+    assert (rows.status_code, rows["Retry-After"], rows.json()["code"]) == (
+        503,
+        "5",
+        "SERVICE_UNAVAILABLE",
+    )
 
 
 # --- what stays on the primary ---------------------------------------------------------------

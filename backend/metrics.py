@@ -10,11 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import MAXYEAR, MINYEAR
 
-from django.db import connections, router
 from django.db.models import FilteredRelation, Q, Sum
 from django.db.models.functions import Coalesce
 
 from backend.models import Department, HireCount, Job
+from backend.replica import read_connection
 
 MIN_YEAR, MAX_YEAR = MINYEAR, MAXYEAR  # 1 and 9999: every year a stored hire can have
 
@@ -75,7 +75,7 @@ def hires_by_quarter(*, year: int) -> list[QuarterlyHires]:
     the names after, so the database sorts one row per pair by name, not one per quarter: a
     quarter of the rows, a fifth of the time at 10M hires (docs/benchmarks.md).
     """
-    db = connections[router.db_for_read(HireCount)]
+    db = read_connection(HireCount)
     quote = db.ops.quote_name
     sql = _BY_QUARTER.format(
         quarters=", ".join(

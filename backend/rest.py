@@ -17,6 +17,7 @@ from django.views.decorators.http import require_GET, require_POST
 from backend import dictionary, metrics
 from backend.auth import AccessDenied, require_principal, require_scope
 from backend.models import MODELS, Scope, Source
+from backend.replica import replica_reads
 from backend.request_body import MalformedBody, parse_json_body
 from backend.timeouts import TIMEOUT_CODE, is_statement_timeout, statement_timeout, timeout_message
 from jobs.ingest import BatchSizeError, check_batch_size, ingest_rows
@@ -60,6 +61,7 @@ def needs(scope: Scope) -> Callable:
 
 @require_GET
 @needs(Scope.READ)
+@replica_reads()
 def list_rows(request: HttpRequest, table: str) -> HttpResponse:
     """``GET /api/employees/<table>?limit=1000&after=<id>``: rows in id order."""
     if table not in dictionary.TABLES:
@@ -160,6 +162,7 @@ def _metric(compute: Callable[..., list[Any]], row: type) -> Callable[[HttpReque
 
     @require_GET
     @needs(Scope.READ)
+    @replica_reads()
     def view(request: HttpRequest) -> HttpResponse:
         try:
             year = metrics.parse_year(request.GET.get("year"))

@@ -125,36 +125,60 @@ TEMPLATES = [
 ]
 
 # --- database --------------------------------------------------------------------------------
+
+
+def _database(url: str, *, sqlite_test_file: str) -> dj_database_url.DBConfig:
+    """A database from its URL, with Roster's rules for its engine: the primary and the read
+    replica are configured alike."""
+    database = dj_database_url.parse(
+        url, conn_max_age=int(os.environ.get("CONN_MAX_AGE", "60")), conn_health_checks=True
+    )
+    if database["ENGINE"] == "django.db.backends.postgresql":
+        # A server that does not answer fails the request in seconds (a 503) instead of
+        # hanging it. ?connect_timeout=N in the URL overrides it.
+        database.setdefault("OPTIONS", {}).setdefault("connect_timeout", 5)
+    if database["ENGINE"] == "django.db.backends.sqlite3":
+        VAR_DIR.mkdir(parents=True, exist_ok=True)
+        database["CONN_MAX_AGE"] = 0
+        database["OPTIONS"] = {
+            # Writers take the lock when their transaction starts, so two writers queue instead
+            # of failing with "database is locked" half-way through a batch.
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 30,
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        }
+        # Tests use a file (not :memory:) so that concurrent threads share one real database.
+        database["TEST"] = {"NAME": str(VAR_DIR / sqlite_test_file)}
+    return database
+
+
 DATABASES = {
-    "default": dj_database_url.parse(
+    "default": _database(
         os.environ.get("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'roster.sqlite3'}",
-        conn_max_age=int(os.environ.get("CONN_MAX_AGE", "60")),
-        conn_health_checks=True,
+        sqlite_test_file="test_roster.sqlite3",
     )
 }
-if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
-    # A server that does not answer fails the request in seconds (a 503) instead of hanging it.
-    # ?connect_timeout=N in DATABASE_URL overrides it.
-    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 5)
-# Through RDS Proxy (lambdas/template.yaml) no password is kept anywhere: each new connection
-# signs in with a fresh IAM token, over TLS (backend/db/postgresql_iam).
+# The alias GraphQL queries and REST GETs read the data tables from (backend/replica.py); empty
+# without DATABASE_REPLICA_URL, and then every read goes to default.
+READ_REPLICA = ""
+if replica_url := os.environ.get("DATABASE_REPLICA_URL"):
+    READ_REPLICA = "replica"
+    DATABASES[READ_REPLICA] = _database(replica_url, sqlite_test_file="test_roster_replica.sqlite3")
+    if DATABASES[READ_REPLICA]["ENGINE"] != DATABASES["default"]["ENGINE"]:
+        raise ImproperlyConfigured(
+            "DATABASE_REPLICA_URL must name a database of the same engine as DATABASE_URL "
+            "(a replica of it)"
+        )
+DATABASE_ROUTERS = ["backend.replica.ReplicaRouter"]
+# Through RDS Proxy (lambdas/template.yaml) no password is kept anywhere: each new connection,
+# to the primary or the replica, signs in with a fresh IAM token, over TLS
+# (backend/db/postgresql_iam).
 DATABASE_IAM_AUTH = _flag("DATABASE_IAM_AUTH")
 if DATABASE_IAM_AUTH:
     if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
         raise ImproperlyConfigured("DATABASE_IAM_AUTH needs a postgres:// DATABASE_URL.")
-    DATABASES["default"]["ENGINE"] = "backend.db.postgresql_iam"
-if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    VAR_DIR.mkdir(parents=True, exist_ok=True)
-    DATABASES["default"]["CONN_MAX_AGE"] = 0
-    DATABASES["default"]["OPTIONS"] = {
-        # Writers take the lock when their transaction starts, so two writers queue instead of
-        # failing with "database is locked" half-way through a batch.
-        "transaction_mode": "IMMEDIATE",
-        "timeout": 30,
-        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-    }
-    # Tests use a file (not :memory:) so that concurrent threads share one real database.
-    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test_roster.sqlite3")}
+    for database in DATABASES.values():
+        database["ENGINE"] = "backend.db.postgresql_iam"
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -4,6 +4,7 @@ plain HTTP. The processes the tests start (commands, servers) read ``backend.set
 
 from __future__ import annotations
 
+import copy
 import os
 import secrets
 
@@ -15,3 +16,16 @@ from backend.settings import *  # noqa: F403
 
 SESSION_COOKIE_SECURE = False
 CSRF_COOKIE_SECURE = False
+
+# A second database, "replica", for tests/test_replica.py: a real one of its own (not a test
+# mirror), so a test tells which database answered by what it holds. pytest-django creates it
+# only for a test that names it (django_db(databases=[...])), and the router reads from it only
+# where a test sets READ_REPLICA = "replica": no other test ever touches it.
+_replica = copy.deepcopy(DATABASES["default"])  # noqa: F405
+if _replica["ENGINE"] == "django.db.backends.sqlite3":
+    _replica["NAME"] = str(VAR_DIR / "roster_replica.sqlite3")  # noqa: F405
+    _replica["TEST"] = {"NAME": str(VAR_DIR / "test_roster_replica.sqlite3")}  # noqa: F405
+else:
+    _replica["NAME"] = f"{_replica['NAME']}_replica"  # its test database: test_<name>_replica
+DATABASES["replica"] = _replica  # noqa: F405
+READ_REPLICA = ""

@@ -11,6 +11,9 @@ apart, since Django raises both as ``OperationalError``.
 - SQLite: a progress handler interrupts a statement that runs past its deadline
   (``SQLITE_INTERRUPT``), for the length of the request only.
 
+The doors apply it to the default connection, and ``backend/replica.py`` to the replica's
+around the reads it may serve.
+
 Management commands and Lambda handlers (loads, backups, restores) never get it.
 """
 
@@ -23,7 +26,8 @@ from contextlib import contextmanager
 from typing import Any
 
 from django.conf import settings
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connections
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.signals import connection_created
 from django.dispatch import receiver
 
@@ -51,14 +55,16 @@ def is_statement_timeout(error: BaseException | None) -> bool:
 
 
 @contextmanager
-def statement_timeout() -> Iterator[None]:
-    """Apply ``STATEMENT_TIMEOUT_MS`` to every statement run inside the block."""
+def statement_timeout(using: str = DEFAULT_DB_ALIAS) -> Iterator[None]:
+    """Apply ``STATEMENT_TIMEOUT_MS`` to every statement run inside the block on the
+    connection ``using``."""
     milliseconds = settings.STATEMENT_TIMEOUT_MS
+    connection = connections[using]
     if connection.vendor == "postgresql":
-        _set_postgresql_timeout(milliseconds)
+        _set_postgresql_timeout(connection, milliseconds)
         yield
     elif connection.vendor == "sqlite" and milliseconds > 0:
-        with _sqlite_deadline(milliseconds / 1000):
+        with _sqlite_deadline(connection, milliseconds / 1000):
             yield
     else:
         yield
@@ -70,7 +76,7 @@ def _forget_timeout(sender: Any, connection: Any, **kwargs: Any) -> None:
     connection.roster_statement_timeout = None
 
 
-def _set_postgresql_timeout(milliseconds: int) -> None:
+def _set_postgresql_timeout(connection: BaseDatabaseWrapper, milliseconds: int) -> None:
     connection.ensure_connection()
     # Django's wrapper carries Roster's own attribute (forgotten by _forget_timeout, below).
     wrapper: Any = connection
@@ -102,7 +108,7 @@ class _Deadline:
 
 
 @contextmanager
-def _sqlite_deadline(seconds: float) -> Iterator[None]:
+def _sqlite_deadline(connection: BaseDatabaseWrapper, seconds: float) -> Iterator[None]:
     connection.ensure_connection()
     raw = connection.connection
     deadline = _Deadline(seconds)

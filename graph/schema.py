@@ -20,6 +20,7 @@ from graph.execution import LeafObjectExecutionContext
 from graph.limits import QueryLimits
 from graph.pagination import BY_ID, MAX_PAGE, Connection, paginate
 from graph.permissions import CanRead, CanWrite, IsAdmin
+from graph.replica import ReplicaReads
 from graph.types import (
     ROW_INPUTS,
     SCALARS,
@@ -249,6 +250,7 @@ schema = strawberry.Schema(
     extensions=[
         QueryLimits,
         ErrorCodes,
+        ReplicaReads,
         lambda: MaskErrors(
             should_mask_error=lambda error: should_mask(error) and not settings.DEBUG
         ),

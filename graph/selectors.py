@@ -8,12 +8,12 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from django.db import connection as database
 from django.db.models import Count, F, QuerySet, Sum, TextField
 from django.db.models.expressions import RawSQL, Window
 from django.db.models.functions import Cast, RowNumber
 
 from backend import models
+from backend.replica import read_connection
 from graph.errors import bad_input
 from graph.pagination import BY_ID, Connection, Ordering, check_first, connection, page_rows
 from graph.types import (
@@ -240,7 +240,8 @@ def _pages_per_parent(
     """Each parent's first ``first`` rows of ``page``, and whether more follow, in one query."""
     if not parent_ids:
         return {}
-    fetch = rows_by_lateral if database.vendor == "postgresql" else rows_by_window
+    postgresql = read_connection(models.HiredEmployee).vendor == "postgresql"
+    fetch = rows_by_lateral if postgresql else rows_by_window
     fetched = fetch(column, parent_ids, page, ordering, first + 1)
     pages: list[list[HiredEmployee]] = []  # the next level's parents: the answered hires'
     nodes = _employees((row[1:-1] for row in fetched), pages)
@@ -283,7 +284,7 @@ def rows_by_lateral(
     )
     sql, params = lateral.query.sql_with_params()
     departments, jobs = models.Department._meta.db_table, models.Job._meta.db_table
-    with database.cursor() as cursor:
+    with read_connection(models.HiredEmployee).cursor() as cursor:
         cursor.execute(
             f"SELECT roster_parent.id, {', '.join(f'page.{c}' for c in _HIRE_COLUMNS)}, "
             "d.department, j.job, page.rank "

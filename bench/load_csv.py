@@ -1,10 +1,11 @@
 """Benchmark: the historic CSV load, ``manage.py load_csv`` of a 1,000,000-row hired_employees
 file (1% bad rows), from a local file and from an S3 API server, on PostgreSQL.
 
-Baseline, in the same run: psql's ``\\copy`` of the file's valid rows into the same table.
-Targets: load time <= 1.5x the ``\\copy`` time, and a peak RSS (the loader's largest process)
-<= 150 MB that stays flat from a 100,000-row file to the 1,000,000-row file. The S3 server
-(moto) runs in this process, on the same CPUs: it is part of what is timed.
+Baseline, in the same run: psql's ``\\copy`` of the file's valid rows into the same table, with
+the same constraints and triggers. Targets (issue 14): load time <= 1.0x the ``\\copy`` time,
+and a peak RSS (the loader's largest process) <= 150 MB that stays flat from a 100,000-row file
+to the full one. The S3 server (moto) runs in this process, on the same CPUs: it is part of what
+is timed; ``--s3 0`` leaves that run out (at 10M rows it doubles the benchmark's time).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import _common as bench
 
-TARGET_RATIO, TARGET_RSS_MB = 1.5, 150
+TARGET_RATIO, TARGET_RSS_MB = 1.0, 150
 BUCKET = "roster-bench"
 S3_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -74,7 +75,7 @@ def s3_file(path: Path) -> Iterator[dict[str, str]]:
 
 
 def main() -> None:
-    args = bench.options(__doc__, rows=1_000_000, small_rows=100_000)
+    args = bench.options(__doc__, rows=1_000_000, small_rows=100_000, s3=1)
     db, rows, small_rows = bench.database("load"), args.rows, args.small_rows
     title = f"load_csv: {rows:,}-row hired_employees file, 1% bad rows"
     with bench.run(title, db), tempfile.TemporaryDirectory(prefix="bench-load-csv-") as tmp:
@@ -92,14 +93,16 @@ def main() -> None:
         runs = {f"{small_rows:,} rows": measure(db, small, small_rows, small_bad)}
         copy = measure(db, valid, rows - bad, None).seconds
         runs[f"{rows:,} rows"] = local = measure(db, big, rows, bad)
-        with s3_file(big) as s3_env:
-            s3 = measure(db, f"s3://{BUCKET}/{big.name}", rows, bad, **s3_env)
-            runs[f"{rows:,} rows from S3"] = s3
+        if args.s3:
+            with s3_file(big) as s3_env:
+                s3 = measure(db, f"s3://{BUCKET}/{big.name}", rows, bad, **s3_env)
+                runs[f"{rows:,} rows from S3"] = s3
 
         print(f"\ncounts checked after every load: {rows - bad:,} inserted, {bad:,} rejected")
         rate = f"; {rows / local.seconds:,.0f} rows/s"
         bench.compare("load_csv vs \\copy", local.seconds, copy, "s", TARGET_RATIO, note=rate)
-        bench.compare("load_csv from S3 vs \\copy", s3.seconds, copy, "s")
+        if args.s3:
+            bench.compare("load_csv from S3 vs \\copy", s3.seconds, copy, "s")
         for label, run in runs.items():
             print(
                 f"peak RSS, {label}: {run.rss_mb:.1f} MB  (target <= {TARGET_RSS_MB} MB)  "

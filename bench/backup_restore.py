@@ -129,7 +129,7 @@ def main() -> None:
     title = f"backup and restore of {args.rows:,} hired_employees"
     with bench.run(title, db), tempfile.TemporaryDirectory(prefix="bench-backup-") as tmp:
         bench.prepare_database(db)
-        bench.fill(db, FILL, args.rows)
+        bench.fill_unindexed(db, FILL, args.rows)
         env = bench.app_env(db, BACKUP_DIR=str(Path(tmp) / "backups"), BACKUP_BUCKET="")
         rounds = {
             "backup": [backup_round(db, env, Path(tmp), args.rows) for _ in range(args.rounds)],

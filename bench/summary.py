@@ -68,23 +68,6 @@ QUERIES = {  # label: (GraphQL query, field, absolute target in seconds, the sca
 }
 
 
-def fill_fast(db: str, rows: int) -> None:
-    """``metrics.FILL`` with the hires' secondary indexes dropped, then built again as they
-    were (a build is far quicker than 10M inserts into a trigram index); the summary's
-    triggers count the rows as they go in."""
-    indexes = bench.sql(
-        db,
-        "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'hired_employees' "
-        "AND indexname <> 'hired_employees_pkey'",
-    )
-    for name, _ in indexes:
-        bench.sql(db, f'DROP INDEX "{name}"')
-    bench.fill(db, FILL, rows)
-    for _, definition in indexes:
-        bench.sql(db, definition)
-    bench.sql(db, "VACUUM ANALYZE")
-
-
 def check(db: str, answers: dict[str, Any]) -> None:
     """The large database's GraphQL answers against the scans, one line each."""
     quarterly = bench.sql(db, QUERIES["hiresByQuarter"][3])
@@ -113,7 +96,7 @@ def main() -> None:
     with bench.run(title, large):
         for db, rows in ((small, args.small), (large, args.rows)):
             bench.prepare_database(db)
-            fill_fast(db, rows)
+            bench.fill_unindexed(db, FILL, rows)
         summary_rows = bench.sql(large, "SELECT count(*) FROM hire_counts")[0][0]
         print(f"summary rows at {args.rows:,} hires: {summary_rows:,}")
         tokens = {db: bench.create_token(db, "bench-summary", "read") for db in (large, small)}

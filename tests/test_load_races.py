@@ -215,6 +215,146 @@ def test_a_distributed_map_chunk_retried_concurrently_is_stored_once(tmp_path: P
     assert Batch.objects.count() == 1
 
 
+# --- restores of the referenced tables during a load ------------------------------------------
+
+_RACE_CHUNK, _RACE_CHUNKS = 1100, 40
+"""A load of 40 chunks of 1,100 lines: each chunk past writers.COPY_THRESHOLD (the COPY
+path), and chunk k (from 0) the only one to name department 10 + k."""
+
+_RESTORER = """
+import json, os, sys, time
+import django
+
+django.setup()
+from django.db.models import Max
+from backend.models import LoadRun
+from jobs.backups import restore_tables
+
+keys, stop, chunk, chunks = json.loads(sys.argv[1]), sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+
+
+def restore(which):
+    started, error = time.time(), ""
+    departments = keys["without"].get(which, keys["full"]["departments"])
+    try:
+        restore_tables(tables=["departments", "jobs"],
+                       backups={"departments": departments, "jobs": keys["full"]["jobs"]})
+    except Exception as failure:
+        error = f"{type(failure).__name__}: {failure}"
+    print(json.dumps({"backup": which, "error": error, "started": started,
+                      "ended": time.time()}), flush=True)
+
+
+while not os.path.exists(stop):
+    committed = LoadRun.objects.aggregate(line=Max("last_line"))["line"] or 0
+    if committed // chunk < chunks:
+        restore(str(10 + committed // chunk))
+    restore("full")
+"""
+"""Until the ``stop`` file exists: restore departments without the one that the chunk being
+loaded names, then every department; jobs 1..3 each time (deleted and inserted again). One
+JSON line per restore."""
+
+
+def _hires_naming_a_department_per_chunk(path: Path) -> set[int]:
+    """Every other line of chunk k names department 10 + k, the others department 1; jobs are
+    1..3; every 50th line is bad (its datetime). Returns the bad lines."""
+    bad = set()
+    with path.open("w", encoding="utf-8") as out:
+        for i in range(1, _RACE_CHUNK * _RACE_CHUNKS + 1):
+            if i % 50 == 0:
+                bad.add(i)
+                out.write(f"{i},Name {i},not-a-date,1,1\n")
+                continue
+            department = 10 + (i - 1) // _RACE_CHUNK if i % 2 else 1
+            out.write(f"{i},Name {i},2021-03-0{1 + i % 9}T10:00:00Z,{department},{1 + i % 3}\n")
+    return bad
+
+
+def _race_backups(folder: Path) -> dict[str, dict[str, str]]:
+    """Departments 1 and 10..49 and jobs 1..3 stored; in ``folder``, their backup (``full``),
+    and for each department d of 10..49 a backup of departments without d (``without``)."""
+    from django.test import override_settings
+
+    from jobs.backups import backup_tables
+
+    storage = {"BACKEND": "django.core.files.storage.FileSystemStorage",
+               "OPTIONS": {"location": str(folder)}}  # fmt: skip
+    Job.objects.bulk_create([Job(id=i, job=f"J{i}") for i in (1, 2, 3)])
+    department_ids = [1, *range(10, 10 + _RACE_CHUNKS)]
+    Department.objects.bulk_create([Department(id=i, department=f"D{i}") for i in department_ids])
+    keys: dict[str, dict[str, str]] = {"without": {}}
+    with override_settings(STORAGES={**settings.STORAGES, "backups": storage}):
+        keys["full"] = {file.table: file.key for file in backup_tables()}
+        for department in department_ids[1:]:
+            Department.objects.filter(id=department).delete()
+            (file,) = backup_tables(tables=["departments"])
+            keys["without"][str(department)] = file.key
+            Department.objects.create(id=department, department=f"D{department}")
+    return keys
+
+
+@pytest.mark.django_db(transaction=True)
+def test_restores_of_departments_and_jobs_during_a_load_never_orphan_or_lose_a_hire(
+    tmp_path: Path,
+) -> None:
+    """One process loads 44,000 hires in chunks of 1,100 (on PostgreSQL the ``COPY`` path, with
+    the foreign keys' per-row triggers skipped), while another restores departments and jobs
+    over and over: in turn without the department the chunk being loaded names, and whole.
+
+    A restore that lands while a chunk names the department it removes either waits for the
+    chunk (step 2 locked the department) and then fails, as it would orphan the chunk's hires;
+    or removes it first, and the chunk parks those rows until the next whole restore replays
+    them. At the end no hire points nowhere, and every valid line is stored, once, and logged
+    at most once (parked, then resolved); the bad lines are logged once each.
+    """
+    folder, path, stop = tmp_path / "backups", tmp_path / "hired_employees.csv", tmp_path / "stop"
+    keys = _race_backups(folder)
+    bad = _hires_naming_a_department_per_chunk(path)
+    env = _child_env(BACKUP_DIR=str(folder), LOG_LEVEL="WARNING")
+    arguments = [json.dumps(keys), str(stop), str(_RACE_CHUNK), str(_RACE_CHUNKS)]
+    restorer = _Child([sys.executable, "-c", _RESTORER, *arguments], env, tmp_path)
+    try:
+        _wait_for(lambda: restorer.out.read_text(), "the first restore", restorer)
+        command = [sys.executable, "manage.py", "load_csv", str(path)]
+        loader = _Child([*command, "--chunk-size", str(_RACE_CHUNK)], env, tmp_path)
+        load_code, _, load_err = loader.finish(timeout=300)
+    finally:
+        stop.touch()
+        restore_code, restore_out, restore_err = restorer.finish(timeout=120)
+
+    assert load_code == 0, load_err[-3000:]
+    assert restore_code == 0, restore_err[-3000:]
+    restores = [json.loads(line) for line in restore_out.splitlines()]
+    failed = [r for r in restores if r["error"]]
+    assert all("would orphan" in r["error"] and r["backup"] != "full" for r in failed), failed
+    assert (restores[-1]["backup"], restores[-1]["error"]) == ("full", "")
+    (run,) = LoadRun.objects.all()
+    started, finished = run.started_at.timestamp(), run.finished_at.timestamp()
+    during = [r for r in restores if started <= r["started"] and r["ended"] <= finished]
+    assert len(during) >= 3, f"only {len(during)} restores ran during the load"
+
+    assert Department.objects.count() == 1 + _RACE_CHUNKS
+    assert set(Job.objects.values_list("id", flat=True)) == {1, 2, 3}
+    for column, parents in (("department_id", Department), ("job_id", Job)):
+        orphans = HiredEmployee.objects.exclude(**{f"{column}__in": parents.objects.values("id")})
+        assert orphans.count() == 0
+    rows = _RACE_CHUNK * _RACE_CHUNKS
+    valid = set(range(1, rows + 1)) - bad
+    assert set(HiredEmployee.objects.values_list("id", flat=True)) == valid
+    still_open = Rejection.objects.filter(status="open")
+    assert sorted(still_open.values_list("position", flat=True)) == sorted(bad)
+    assert not still_open.exclude(reasons__0__code="invalid_datetime").exists()
+    replayed = Rejection.objects.filter(status="resolved")  # parked, then stored by a replay
+    assert set(replayed.values_list("row_id", flat=True)) <= valid
+    assert not replayed.exclude(reasons__0__code="unknown_reference").exists()
+    assert (run.status, run.read, run.last_line) == ("completed", rows, rows)
+    assert (run.inserted, run.rejected) == (
+        len(valid) - replayed.count(),
+        len(bad) + replayed.count(),
+    )
+
+
 # --- a run that fails ------------------------------------------------------------------------
 
 

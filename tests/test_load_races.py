@@ -2,7 +2,8 @@
 however concurrently it is started, and a run that fails says so and resumes.
 
 The children use the suite's own test database (SQLite file or PostgreSQL), so these run on
-both; the test that kills a connection mid-load needs a server and always uses PostgreSQL.
+both; the tests that kill a connection mid-load, or restore departments while chunks are
+copied in, need a server and always use PostgreSQL.
 """
 
 from __future__ import annotations
@@ -213,6 +214,162 @@ def test_a_distributed_map_chunk_retried_concurrently_is_stored_once(tmp_path: P
         "completed", rows, rows - len(bad), len(bad),
     )  # fmt: skip
     assert Batch.objects.count() == 1
+
+
+# --- restores of the referenced tables during a load ------------------------------------------
+
+_RACE_CHUNK, _RACE_CHUNKS = 1100, 40
+"""A load of 40 chunks of 1,100 lines: each chunk past writers.COPY_THRESHOLD (the COPY
+path), and chunk k (from 0) the only one to name department 10 + k."""
+
+_RESTORER = """
+import json, os, sys, time
+import django
+
+django.setup()
+from django.db.models import Max
+from backend.models import LoadRun
+from jobs.backups import restore_tables
+
+keys, stop, chunk, chunks = json.loads(sys.argv[1]), sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+
+
+def restore(which):
+    started, error = time.time(), ""
+    departments = keys["without"].get(which, keys["full"]["departments"])
+    try:
+        restore_tables(tables=["departments", "jobs"],
+                       backups={"departments": departments, "jobs": keys["full"]["jobs"]})
+    except Exception as failure:
+        error = f"{type(failure).__name__}: {failure}"
+    print(json.dumps({"backup": which, "error": error, "started": started,
+                      "ended": time.time()}), flush=True)
+
+
+while not os.path.exists(stop):
+    committed = LoadRun.objects.aggregate(line=Max("last_line"))["line"] or 0
+    if committed // chunk < chunks:
+        restore(str(10 + committed // chunk))
+    restore("full")
+"""
+"""Until the ``stop`` file exists: restore departments without the one that the chunk being
+loaded names, then every department; jobs 1..3 each time (deleted and inserted again). One
+JSON line per restore."""
+
+
+def _hires_naming_a_department_per_chunk(path: Path) -> set[int]:
+    """Every other line of chunk k names department 10 + k, the others department 1; jobs are
+    1..3; every 50th line is bad (its datetime). Returns the bad lines."""
+    bad = set()
+    with path.open("w", encoding="utf-8") as out:
+        for i in range(1, _RACE_CHUNK * _RACE_CHUNKS + 1):
+            if i % 50 == 0:
+                bad.add(i)
+                out.write(f"{i},Name {i},not-a-date,1,1\n")
+                continue
+            department = 10 + (i - 1) // _RACE_CHUNK if i % 2 else 1
+            out.write(f"{i},Name {i},2021-03-0{1 + i % 9}T10:00:00Z,{department},{1 + i % 3}\n")
+    return bad
+
+
+_RACE_SETUP = """
+import json, sys
+import django
+
+django.setup()
+from backend.models import Department, Job
+from jobs.backups import backup_tables
+
+chunks = int(sys.argv[1])
+Job.objects.bulk_create([Job(id=i, job=f"J{i}") for i in (1, 2, 3)])
+department_ids = [1, *range(10, 10 + chunks)]
+Department.objects.bulk_create([Department(id=i, department=f"D{i}") for i in department_ids])
+keys = {"full": {file.table: file.key for file in backup_tables()}, "without": {}}
+for department in department_ids[1:]:
+    Department.objects.filter(id=department).delete()
+    (file,) = backup_tables(tables=["departments"])
+    keys["without"][str(department)] = file.key
+    Department.objects.create(id=department, department=f"D{department}")
+print(json.dumps(keys))
+"""
+"""Departments 1 and 10..(9 + chunks) and jobs 1..3 stored; their backup (``full``), and for
+each department d from 10 a backup of departments without d (``without``): their keys."""
+
+
+def test_restores_of_departments_and_jobs_during_a_load_never_orphan_or_lose_a_hire(
+    tmp_path: Path,
+) -> None:
+    """One process loads 44,000 hires in chunks of 1,100 (the ``COPY`` path, with the foreign
+    keys' per-row triggers skipped), while another restores departments and jobs over and
+    over: in turn without the department the chunk being loaded names, and whole.
+
+    A restore that lands while a chunk names the department it removes either waits for the
+    chunk (step 2 locked the department) and then fails, as it would orphan the chunk's hires;
+    or removes it first, and the chunk parks those rows until the next whole restore replays
+    them. At the end no hire points nowhere, and every valid line is stored, once, and logged
+    at most once (parked, then resolved); the bad lines are logged once each.
+
+    PostgreSQL only, on a database of its own: SQLite runs one writer at a time, so there the
+    restores would only ever come between two chunks.
+    """
+    folder, path, stop = tmp_path / "backups", tmp_path / "hired_employees.csv", tmp_path / "stop"
+    bad = _hires_naming_a_department_per_chunk(path)
+    with _postgres_database() as url:
+        env = _child_env(url, BACKUP_DIR=str(folder), LOG_LEVEL="WARNING")
+        setup = [sys.executable, "-c", _RACE_SETUP, str(_RACE_CHUNKS)]
+        made = subprocess.run(setup, cwd=ROOT, env=env, capture_output=True, text=True)
+        assert made.returncode == 0, made.stderr[-3000:]
+        keys = json.loads(made.stdout.strip().splitlines()[-1])
+        arguments = [json.dumps(keys), str(stop), str(_RACE_CHUNK), str(_RACE_CHUNKS)]
+        restorer = _Child([sys.executable, "-c", _RESTORER, *arguments], env, tmp_path)
+        try:
+            _wait_for(lambda: restorer.out.read_text(), "the first restore", restorer)
+            command = [sys.executable, "manage.py", "load_csv", str(path)]
+            loader = _Child([*command, "--chunk-size", str(_RACE_CHUNK)], env, tmp_path)
+            load_code, _, load_err = loader.finish(timeout=300)
+        finally:
+            stop.touch()
+            restore_code, restore_out, restore_err = restorer.finish(timeout=120)
+
+        assert load_code == 0, load_err[-3000:]
+        assert restore_code == 0, restore_err[-3000:]
+        restores = [json.loads(line) for line in restore_out.splitlines()]
+        failed = [r for r in restores if r["error"]]
+        assert all("would orphan" in r["error"] and r["backup"] != "full" for r in failed), failed
+        assert (restores[-1]["backup"], restores[-1]["error"]) == ("full", "")
+        ((started, finished, *run),) = _query(
+            url,
+            "SELECT extract(epoch FROM started_at)::float8, "
+            "extract(epoch FROM finished_at)::float8, status, read, last_line, inserted, rejected "
+            "FROM load_runs",
+        )
+        during = [r for r in restores if started <= r["started"] and r["ended"] <= finished]
+        assert len(during) >= 3, f"only {len(during)} restores ran during the load"
+
+        assert _query(url, "SELECT count(*) FROM departments") == [(1 + _RACE_CHUNKS,)]
+        assert _query(url, "SELECT id FROM jobs ORDER BY id") == [(1,), (2,), (3,)]
+        for column, parents in (("department_id", "departments"), ("job_id", "jobs")):
+            orphans = (
+                f"SELECT count(*) FROM hired_employees h "
+                f"WHERE NOT EXISTS (SELECT FROM {parents} p WHERE p.id = h.{column})"
+            )
+            assert _query(url, orphans) == [(0,)]
+        rows = _RACE_CHUNK * _RACE_CHUNKS
+        valid = set(range(1, rows + 1)) - bad
+        assert {i for (i,) in _query(url, "SELECT id FROM hired_employees")} == valid
+        logged = "SELECT position, row_id, reasons -> 0 ->> 'code' FROM rejections WHERE status = "
+        still_open = _query(url, logged + "'open' ORDER BY position")
+        assert still_open == [(line, line, "invalid_datetime") for line in sorted(bad)]
+        replayed = _query(url, logged + "'resolved'")  # parked, then stored by a replay
+        assert {row_id for _, row_id, _ in replayed} <= valid
+        assert {code for _, _, code in replayed} <= {"unknown_reference"}
+        assert run == [
+            "completed",
+            rows,
+            rows,
+            len(valid) - len(replayed),
+            len(bad) + len(replayed),
+        ]
 
 
 # --- a run that fails ------------------------------------------------------------------------

@@ -35,6 +35,11 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 TABLE = "hire_counts"
 KEY = ("year", "department_id", "job_id", "quarter")
 """The summary's primary key, in the order every writer locks its rows."""
+TOTALS = "hire_totals"
+TOTALS_KEY = ("department_id", "job_id")
+"""The all-time totals per department and job (at most 12 x 183 rows), which totalCount sums:
+``hire_counts`` holds one row per quarter of every year, too many to sum in a millisecond.
+Every writer locks ``hire_counts`` rows first, then ``hire_totals`` rows, each in key order."""
 SUSPEND_SETTING = "roster.hire_counts"
 """A PostgreSQL setting: 'suspended' turns the triggers off for one transaction (a restore)."""
 
@@ -64,13 +69,18 @@ def _key_sql(vendor: str, row: str) -> str:
 
 _COLUMNS = f"{', '.join(KEY)}, hires"
 _UPSERT = f"ON CONFLICT ({', '.join(KEY)}) DO UPDATE SET hires = {TABLE}.hires + excluded.hires"
+_UPSERT_TOTALS = (
+    f"ON CONFLICT ({', '.join(TOTALS_KEY)}) DO UPDATE SET hires = {TOTALS}.hires + excluded.hires"
+)
 
 
 def _postgresql_function(event: str, source: str) -> str:
     """A statement trigger's function: the statement's deltas, grouped by key, upserted in the
-    key's order. An update moves a hire from its old key to its new one."""
+    key's order, into the counts, then the totals. An update moves a hire from its old key to
+    its new one."""
     key = _key_sql("postgresql", "r")
     groups = ", ".join(str(n) for n in range(1, len(KEY) + 1))
+    pairs = ", ".join(TOTALS_KEY)
     return f"""
 CREATE OR REPLACE FUNCTION roster_hire_counts_{event}() RETURNS trigger
 LANGUAGE plpgsql AS $$
@@ -82,6 +92,10 @@ BEGIN
     SELECT {", ".join(KEY)}, sum(delta) FROM ({source.format(key=key)}) AS deltas
     GROUP BY {groups} HAVING sum(delta) <> 0 ORDER BY {groups}
     {_UPSERT};
+    INSERT INTO {TOTALS} ({pairs}, hires)
+    SELECT {pairs}, sum(delta) FROM ({source.format(key=pairs)}) AS deltas
+    GROUP BY 1, 2 HAVING sum(delta) <> 0 ORDER BY 1, 2
+    {_UPSERT_TOTALS};
     RETURN NULL;
 END $$"""
 
@@ -111,7 +125,8 @@ def _postgresql_install() -> list[str]:
         ]
     statements += [
         "CREATE OR REPLACE FUNCTION roster_hire_counts_truncate() RETURNS trigger "
-        f"LANGUAGE plpgsql AS $$ BEGIN DELETE FROM {TABLE}; RETURN NULL; END $$",
+        f"LANGUAGE plpgsql AS $$ BEGIN DELETE FROM {TABLE}; DELETE FROM {TOTALS}; RETURN NULL; "
+        "END $$",
         "DROP TRIGGER IF EXISTS hire_counts_on_truncate ON hired_employees",
         "CREATE TRIGGER hire_counts_on_truncate AFTER TRUNCATE ON hired_employees "
         "FOR EACH STATEMENT EXECUTE FUNCTION roster_hire_counts_truncate()",
@@ -126,11 +141,19 @@ def _postgresql_install() -> list[str]:
 def _sqlite_install() -> list[str]:
     # "WHERE true" tells SQLite's parser that ON CONFLICT is the upsert's, not a join's.
     new_key = _key_sql("sqlite", "NEW")
-    add = f"INSERT INTO {TABLE} ({_COLUMNS}) SELECT {new_key}, 1 WHERE true {_UPSERT};"
-    # A hire that goes takes one from its key's row and never makes a row: if the summary was
+    add = (
+        f"INSERT INTO {TABLE} ({_COLUMNS}) SELECT {new_key}, 1 WHERE true {_UPSERT}; "
+        f"INSERT INTO {TOTALS} (department_id, job_id, hires) "
+        f"SELECT NEW.department_id, NEW.job_id, 1 WHERE true {_UPSERT_TOTALS};"
+    )
+    # A hire that goes takes one from its keys' rows and never makes a row: if the summary was
     # emptied first (Django's flush empties tables in any order), there is nothing to take.
     old_key = " AND ".join(f"{column} = {sql}" for column, sql in _key_parts("sqlite", "OLD"))
-    take = f"UPDATE {TABLE} SET hires = hires - 1 WHERE {old_key};"
+    old_pair = "department_id = OLD.department_id AND job_id = OLD.job_id"
+    take = (
+        f"UPDATE {TABLE} SET hires = hires - 1 WHERE {old_key}; "
+        f"UPDATE {TOTALS} SET hires = hires - 1 WHERE {old_pair};"
+    )
     return [
         *(f"DROP TRIGGER IF EXISTS hire_counts_on_{event}" for event in _TRIGGERS),
         f"CREATE TRIGGER hire_counts_on_insert AFTER INSERT ON hired_employees BEGIN {add} END",
@@ -173,13 +196,18 @@ def rebuild(db: BaseDatabaseWrapper = connection) -> int:
     groups = ", ".join(str(n) for n in range(1, len(KEY) + 1))
     with db.cursor() as cursor:
         if db.vendor == "postgresql":
-            cursor.execute(f"LOCK TABLE {TABLE} IN SHARE ROW EXCLUSIVE MODE")
+            cursor.execute(f"LOCK TABLE {TABLE}, {TOTALS} IN SHARE ROW EXCLUSIVE MODE")
         cursor.execute(f"DELETE FROM {TABLE}")
+        cursor.execute(f"DELETE FROM {TOTALS}")
         cursor.execute(
             f"INSERT INTO {TABLE} ({_COLUMNS}) SELECT {key}, count(*) FROM hired_employees AS r "
             f"GROUP BY {groups} ORDER BY {groups}"
         )
-        cursor.execute(f"SELECT coalesce(sum(hires), 0) FROM {TABLE}")
+        cursor.execute(
+            f"INSERT INTO {TOTALS} (department_id, job_id, hires) SELECT department_id, job_id, "
+            f"sum(hires) FROM {TABLE} GROUP BY 1, 2 ORDER BY 1, 2"
+        )
+        cursor.execute(f"SELECT coalesce(sum(hires), 0) FROM {TOTALS}")
         return int(cursor.fetchone()[0])
 
 

@@ -126,14 +126,21 @@ class HireCount(models.Model):
 
     pk = models.CompositePrimaryKey("year", "department", "job", "quarter")
     year = models.IntegerField(help_text="The hire's year, in UTC.")
+    # No constraint (the hires' own foreign keys guard it) and no index of its own: every read
+    # goes by year, the primary key's first column.
     department = models.ForeignKey(
         Department,
         on_delete=models.DO_NOTHING,
-        db_constraint=False,  # the hires' own foreign keys guard it; no per-row trigger here
+        db_constraint=False,
+        db_index=False,
         related_name="hire_counts",
     )
     job = models.ForeignKey(
-        Job, on_delete=models.DO_NOTHING, db_constraint=False, related_name="hire_counts"
+        Job,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,
+        related_name="hire_counts",
     )
     quarter = models.SmallIntegerField(help_text="1 to 4, in UTC.")
     hires = models.BigIntegerField()
@@ -143,6 +150,30 @@ class HireCount(models.Model):
 
     def __str__(self) -> str:
         return f"{self.year} Q{self.quarter} {self.department_id}/{self.job_id}: {self.hires}"
+
+
+class HireTotal(models.Model):
+    """All-time hires per department and job, kept with ``HireCount`` by the same triggers:
+    ``totalCount`` sums these few rows (at most one per department and job)."""
+
+    pk = models.CompositePrimaryKey("department", "job")
+    department = models.ForeignKey(  # the primary key's first column serves its lookups
+        Department,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,
+        related_name="hire_totals",
+    )
+    job = models.ForeignKey(
+        Job, on_delete=models.DO_NOTHING, db_constraint=False, related_name="hire_totals"
+    )
+    hires = models.BigIntegerField()
+
+    class Meta:
+        db_table = "hire_totals"
+
+    def __str__(self) -> str:
+        return f"{self.department_id}/{self.job_id}: {self.hires}"
 
 
 MODELS: dict[str, type[Department | Job | HiredEmployee]] = {

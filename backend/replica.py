@@ -31,7 +31,13 @@ from django.db.models import Model
 from backend.timeouts import statement_timeout
 
 REPLICA_MODELS = frozenset(
-    {"backend.Department", "backend.Job", "backend.HiredEmployee", "backend.HireCount"}
+    {
+        "backend.Department",
+        "backend.Job",
+        "backend.HiredEmployee",
+        "backend.HireCount",
+        "backend.HireTotal",
+    }
 )
 """The models a replica may answer, by ``app_label.ModelName`` (``Model._meta.label``)."""
 

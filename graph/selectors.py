@@ -73,14 +73,15 @@ def _summarised(where: HiredEmployeeFilter | None) -> dict[str, int] | None:
 
 
 def hire_total(where: HiredEmployeeFilter | None, rows: QuerySet) -> Callable[[], int]:
-    """totalCount of the hires ``where`` selects (``rows``): a sum over the summary's rows when
-    it can answer (milliseconds at any size), or the exact ``count(*)``."""
+    """totalCount of the hires ``where`` selects (``rows``): a sum over the summary's totals
+    per department and job when they can answer (a millisecond at any size), or the exact
+    ``count(*)``."""
     lookups = _summarised(where)
     if lookups is None:
         return rows.count
 
     def total() -> int:
-        summed = models.HireCount.objects.filter(**lookups).aggregate(total=Sum("hires"))
+        summed = models.HireTotal.objects.filter(**lookups).aggregate(total=Sum("hires"))
         return int(summed["total"] or 0)
 
     return total
@@ -216,7 +217,7 @@ class Siblings:
         def count() -> int:
             if filtered not in self._counts:
                 lookups = _summarised(where)
-                source = rows if lookups is None else models.HireCount.objects.filter(**lookups)
+                source = rows if lookups is None else models.HireTotal.objects.filter(**lookups)
                 tally = Count("pk") if lookups is None else Sum("hires")
                 counted = (
                     source.filter(**{f"{self.column}__in": self.ids})

@@ -1,4 +1,5 @@
-"""The hires summary: how many hires each department made for each job, per year and quarter.
+"""The hires summary: how many hires each department made for each job, per year and quarter,
+with two small rollups of it: per department and year, and per job and year.
 
 The metrics and the unfiltered (or department/job-filtered) ``totalCount`` read it instead of
 scanning ``hired_employees``, so they cost the same at 10 million rows as at 10 thousand.
@@ -9,19 +10,27 @@ admin, or ``psql``.
 
 - PostgreSQL: one trigger per statement, with the statement's rows as a transition table
   (one aggregate per ``COPY`` of 50,000 rows, not one call per row). Each upserts its deltas
-  in the primary key's order, so two writers lock summary rows in the same order and cannot
-  deadlock on them. The triggers are ``ENABLE ALWAYS``: they fire even under
+  into a *stripe* of the summary that no other transaction is writing: writers in the same
+  quarter share their keys, and with one row per key the second would wait for the first to
+  commit. A stripe is taken with a transaction advisory lock (the first free of ``STRIPES``,
+  kept for the whole transaction); readers sum the stripes. Upserts go in key order all the
+  same. The triggers are ``ENABLE ALWAYS``: they fire even under
   ``session_replication_role = replica``, which the loader uses to skip the foreign keys'
   per-row triggers.
 - SQLite: one trigger per row (SQLite has no transition tables; it has one writer at a time).
+
+Each summary row costs its writer an upsert, so the rollups are the small ones: a batch of a
+quarter's hires touches about 12 department rows and 183 job rows, against up to 2,196 rows of
+an all-time table per department and job (which made two writers 0.81x as fast as without the
+summary; docs/benchmarks.md).
 
 Years and quarters are taken in UTC, as the metrics have always been. A restore of
 ``hired_employees`` replaces every row: it suspends the triggers for its transaction and
 recomputes the summary once at its end (``rebuilt_after``), which stays exact while other
 batches commit (see ``rebuild``). ``manage.py rebuild_summaries`` does the same on demand.
 
-The trigger SQL is installed by migration 0005; changing it here needs a migration that calls
-``install`` again.
+The trigger SQL is installed by migration 0006 (0005 made the first tables, without stripes);
+changing it here needs a migration that calls ``install`` again.
 """
 
 from __future__ import annotations
@@ -34,12 +43,24 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 
 TABLE = "hire_counts"
 KEY = ("year", "department_id", "job_id", "quarter")
-"""The summary's primary key, in the order every writer locks its rows."""
-TOTALS = "hire_totals"
-TOTALS_KEY = ("department_id", "job_id")
-"""The all-time totals per department and job (at most 12 x 183 rows), which totalCount sums:
-``hire_counts`` holds one row per quarter of every year, too many to sum in a millisecond.
-Every writer locks ``hire_counts`` rows first, then ``hire_totals`` rows, each in key order."""
+"""What the summary counts by, in the order every writer upserts its rows. Each table's primary
+key is its key and the row's stripe."""
+ROLLUPS = {
+    TABLE: KEY,
+    "department_years": ("year", "department_id"),
+    "job_years": ("year", "job_id"),
+}
+"""Every table of the summary, with its key: the whole summary, then its rollups, which
+``departmentsAboveMean`` and ``totalCount`` sum (at most 12 or 183 rows a year and stripe)."""
+STRIPES = 4
+"""How many transactions can write the summary at once without waiting for each other. A key
+has one row per stripe that wrote it; the rebuild folds them all into stripe 0. A fifth writer
+waits for a stripe (its lock), never for a row another stripe holds."""
+STRIPE_LOCK = 1_401_000
+"""The first half of each stripe's advisory lock key ``(STRIPE_LOCK, stripe)``: a two-part key,
+so it never meets ``jobs/locks.py``'s one-part keys."""
+STRIPE_SETTING = "roster.hire_stripe"
+"""The stripe this transaction holds, kept for its later statements (transaction-local)."""
 SUSPEND_SETTING = "roster.hire_counts"
 """A PostgreSQL setting: 'suspended' turns the triggers off for one transaction (a restore)."""
 
@@ -67,35 +88,55 @@ def _key_sql(vendor: str, row: str) -> str:
     return ", ".join(f"{sql} AS {column}" for column, sql in _key_parts(vendor, row))
 
 
-_COLUMNS = f"{', '.join(KEY)}, hires"
-_UPSERT = f"ON CONFLICT ({', '.join(KEY)}) DO UPDATE SET hires = {TABLE}.hires + excluded.hires"
-_UPSERT_TOTALS = (
-    f"ON CONFLICT ({', '.join(TOTALS_KEY)}) DO UPDATE SET hires = {TOTALS}.hires + excluded.hires"
-)
+def _upsert(table: str) -> str:
+    key = ", ".join(ROLLUPS[table])
+    return f"ON CONFLICT ({key}, stripe) DO UPDATE SET hires = {table}.hires + excluded.hires"
 
 
 def _postgresql_function(event: str, source: str) -> str:
-    """A statement trigger's function: the statement's deltas, grouped by key, upserted in the
-    key's order, into the counts, then the totals. An update moves a hire from its old key to
+    """A statement trigger's function: take a stripe (the one this transaction holds, else the
+    first free, else wait for one), sum the statement's deltas by key once, then upsert them
+    into that stripe of each table, in key order. An update moves a hire from its old key to
     its new one."""
-    key = _key_sql("postgresql", "r")
     groups = ", ".join(str(n) for n in range(1, len(KEY) + 1))
-    pairs = ", ".join(TOTALS_KEY)
+    upserts = []
+    for table, key in ROLLUPS.items():
+        columns = ", ".join(key)
+        grouped = ", ".join(str(n) for n in range(1, len(key) + 1))
+        upserts.append(
+            f"INSERT INTO {table} ({columns}, stripe, hires) "
+            f"SELECT {columns}, own, sum(hires) FROM deltas GROUP BY {grouped} "
+            f"HAVING sum(hires) <> 0 ORDER BY {grouped} {_upsert(table)}"
+        )
+    *ctes, last = upserts
+    written = ", ".join(f"written_{n} AS ({sql})" for n, sql in enumerate(ctes))
     return f"""
 CREATE OR REPLACE FUNCTION roster_hire_counts_{event}() RETURNS trigger
 LANGUAGE plpgsql AS $$
+DECLARE
+    own smallint := nullif(current_setting('{STRIPE_SETTING}', true), '')::smallint;
 BEGIN
     IF current_setting('{SUSPEND_SETTING}', true) = 'suspended' THEN
         RETURN NULL;
     END IF;
-    INSERT INTO {TABLE} ({_COLUMNS})
-    SELECT {", ".join(KEY)}, sum(delta) FROM ({source.format(key=key)}) AS deltas
-    GROUP BY {groups} HAVING sum(delta) <> 0 ORDER BY {groups}
-    {_UPSERT};
-    INSERT INTO {TOTALS} ({pairs}, hires)
-    SELECT {pairs}, sum(delta) FROM ({source.format(key=pairs)}) AS deltas
-    GROUP BY 1, 2 HAVING sum(delta) <> 0 ORDER BY 1, 2
-    {_UPSERT_TOTALS};
+    IF own IS NULL THEN
+        own := 0;
+        WHILE own < {STRIPES} AND NOT pg_try_advisory_xact_lock({STRIPE_LOCK}, own) LOOP
+            own := own + 1;
+        END LOOP;
+        IF own = {STRIPES} THEN
+            own := pg_backend_pid() % {STRIPES};
+            PERFORM pg_advisory_xact_lock({STRIPE_LOCK}, own);
+        END IF;
+        PERFORM set_config('{STRIPE_SETTING}', own::text, true);
+    END IF;
+    -- The tables in the rebuild's order: one statement's CTEs lock them in no set order.
+    LOCK TABLE {", ".join(ROLLUPS)} IN ROW EXCLUSIVE MODE;
+    WITH deltas AS MATERIALIZED (
+        SELECT {", ".join(KEY)}, sum(delta) AS hires
+        FROM ({source.format(key=_key_sql("postgresql", "r"))}) AS changed GROUP BY {groups}
+    ), {written}
+    {last};
     RETURN NULL;
 END $$"""
 
@@ -125,8 +166,9 @@ def _postgresql_install() -> list[str]:
         ]
     statements += [
         "CREATE OR REPLACE FUNCTION roster_hire_counts_truncate() RETURNS trigger "
-        f"LANGUAGE plpgsql AS $$ BEGIN DELETE FROM {TABLE}; DELETE FROM {TOTALS}; RETURN NULL; "
-        "END $$",
+        "LANGUAGE plpgsql AS $$ BEGIN "
+        + "".join(f"DELETE FROM {table}; " for table in ROLLUPS)
+        + "RETURN NULL; END $$",
         "DROP TRIGGER IF EXISTS hire_counts_on_truncate ON hired_employees",
         "CREATE TRIGGER hire_counts_on_truncate AFTER TRUNCATE ON hired_employees "
         "FOR EACH STATEMENT EXECUTE FUNCTION roster_hire_counts_truncate()",
@@ -140,19 +182,19 @@ def _postgresql_install() -> list[str]:
 
 def _sqlite_install() -> list[str]:
     # "WHERE true" tells SQLite's parser that ON CONFLICT is the upsert's, not a join's.
-    new_key = _key_sql("sqlite", "NEW")
-    add = (
-        f"INSERT INTO {TABLE} ({_COLUMNS}) SELECT {new_key}, 1 WHERE true {_UPSERT}; "
-        f"INSERT INTO {TOTALS} (department_id, job_id, hires) "
-        f"SELECT NEW.department_id, NEW.job_id, 1 WHERE true {_UPSERT_TOTALS};"
+    new = dict(_key_parts("sqlite", "NEW"))
+    add = " ".join(  # one writer at a time: stripe 0
+        f"INSERT INTO {table} ({', '.join(key)}, stripe, hires) "
+        f"SELECT {', '.join(new[column] for column in key)}, 0, 1 WHERE true {_upsert(table)};"
+        for table, key in ROLLUPS.items()
     )
     # A hire that goes takes one from its keys' rows and never makes a row: if the summary was
     # emptied first (Django's flush empties tables in any order), there is nothing to take.
-    old_key = " AND ".join(f"{column} = {sql}" for column, sql in _key_parts("sqlite", "OLD"))
-    old_pair = "department_id = OLD.department_id AND job_id = OLD.job_id"
-    take = (
-        f"UPDATE {TABLE} SET hires = hires - 1 WHERE {old_key}; "
-        f"UPDATE {TOTALS} SET hires = hires - 1 WHERE {old_pair};"
+    old = dict(_key_parts("sqlite", "OLD"))
+    take = " ".join(
+        f"UPDATE {table} SET hires = hires - 1 "
+        f"WHERE {' AND '.join(f'{column} = {old[column]}' for column in key)};"
+        for table, key in ROLLUPS.items()
     )
     return [
         *(f"DROP TRIGGER IF EXISTS hire_counts_on_{event}" for event in _TRIGGERS),
@@ -183,8 +225,8 @@ def uninstall(db: BaseDatabaseWrapper) -> None:
 
 
 def rebuild(db: BaseDatabaseWrapper = connection) -> int:
-    """Recompute the summary from the rows, in the caller's transaction, and return how many
-    hires it counts.
+    """Recompute the summary from the rows, in the caller's transaction, into stripe 0 (one
+    row per key again), and return how many hires it counts.
 
     On PostgreSQL the summary is locked against writers first (``SHARE ROW EXCLUSIVE``: readers
     go on): a batch that committed before the lock is in the scan, and one whose trigger comes
@@ -194,20 +236,25 @@ def rebuild(db: BaseDatabaseWrapper = connection) -> int:
     """
     key = _key_sql(db.vendor, "r")
     groups = ", ".join(str(n) for n in range(1, len(KEY) + 1))
+    tables = ", ".join(ROLLUPS)
     with db.cursor() as cursor:
         if db.vendor == "postgresql":
-            cursor.execute(f"LOCK TABLE {TABLE}, {TOTALS} IN SHARE ROW EXCLUSIVE MODE")
-        cursor.execute(f"DELETE FROM {TABLE}")
-        cursor.execute(f"DELETE FROM {TOTALS}")
+            cursor.execute(f"LOCK TABLE {tables} IN SHARE ROW EXCLUSIVE MODE")
+        for table in ROLLUPS:
+            cursor.execute(f"DELETE FROM {table}")
         cursor.execute(
-            f"INSERT INTO {TABLE} ({_COLUMNS}) SELECT {key}, count(*) FROM hired_employees AS r "
-            f"GROUP BY {groups} ORDER BY {groups}"
+            f"INSERT INTO {TABLE} ({', '.join(KEY)}, stripe, hires) SELECT {key}, 0, count(*) "
+            f"FROM hired_employees AS r GROUP BY {groups} ORDER BY {groups}"
         )
-        cursor.execute(
-            f"INSERT INTO {TOTALS} (department_id, job_id, hires) SELECT department_id, job_id, "
-            f"sum(hires) FROM {TABLE} GROUP BY 1, 2 ORDER BY 1, 2"
-        )
-        cursor.execute(f"SELECT coalesce(sum(hires), 0) FROM {TOTALS}")
+        for table, rollup in ROLLUPS.items():
+            if table != TABLE:
+                columns = ", ".join(rollup)
+                grouped = ", ".join(str(n) for n in range(1, len(rollup) + 1))
+                cursor.execute(
+                    f"INSERT INTO {table} ({columns}, stripe, hires) SELECT {columns}, 0, "
+                    f"sum(hires) FROM {TABLE} GROUP BY {grouped} ORDER BY {grouped}"
+                )
+        cursor.execute(f"SELECT coalesce(sum(hires), 0) FROM {TABLE}")
         return int(cursor.fetchone()[0])
 
 

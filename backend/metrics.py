@@ -60,7 +60,7 @@ def parse_year(value: object) -> int:
 _BY_QUARTER = """
 SELECT d.{department}, j.{job}, s.q1, s.q2, s.q3, s.q4 FROM (
     SELECT department_id, job_id, {quarters} FROM {hire_counts}
-    WHERE year = %s AND hires > 0 GROUP BY department_id, job_id
+    WHERE year = %s GROUP BY department_id, job_id HAVING SUM(hires) > 0
 ) AS s
 JOIN {departments} AS d ON d.id = s.department_id JOIN {jobs} AS j ON j.id = s.job_id
 ORDER BY d.{department}, j.{job}, s.department_id, s.job_id
@@ -71,9 +71,10 @@ def hires_by_quarter(*, year: int) -> list[QuarterlyHires]:
     """Hires per department and job in ``year``, split by quarter; only pairs with a hire,
     ordered by department, then job.
 
-    One query over the summary's rows of that year. It sums them per pair by id first and joins
-    the names after, so the database sorts one row per pair by name, not one per quarter: a
-    quarter of the rows, a fifth of the time at 10M hires (docs/benchmarks.md).
+    One query over the summary's rows of that year (every stripe's). It sums them per pair by
+    id first and joins the names after, so the database sorts one row per pair by name, not
+    one per quarter: a quarter of the rows, a fifth of the time at 10M hires
+    (docs/benchmarks.md).
     """
     db = read_connection(HireCount)
     quote = db.ops.quote_name
@@ -96,13 +97,14 @@ def hires_by_quarter(*, year: int) -> list[QuarterlyHires]:
 def hires_per_department(*, year: int) -> tuple[list[DepartmentHires], float]:
     """Every department's hires in ``year`` (0 for none), by id, and their mean.
 
-    One query: the departments, each joined to its summary rows of that year only; the mean
-    is over departments, not employees.
+    One query: the departments, each joined to its rows of that year in the summary's rollup
+    per department and year (one per stripe that wrote it, so a few dozen rows at any size);
+    the mean is over departments, not employees.
     """
     rows = [
         DepartmentHires(*row)
         for row in Department.objects.annotate(
-            in_year=FilteredRelation("hire_counts", condition=Q(hire_counts__year=year)),
+            in_year=FilteredRelation("hire_years", condition=Q(hire_years__year=year)),
             hired=Coalesce(Sum("in_year__hires"), 0),
         )
         .order_by("id")

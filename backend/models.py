@@ -122,9 +122,12 @@ class HiredEmployee(models.Model):
 class HireCount(models.Model):
     """The hires summary (``backend/hire_summary.py``): hires per year, department, job and quarter,
     kept exact by the database's triggers in the same transaction as the rows. The metrics
-    and ``totalCount`` read it. A key whose hires were all deleted may stay, at 0."""
+    and ``totalCount`` read it. A key has a row per stripe that wrote it (concurrent writers
+    take different stripes, so they never wait for each other); its hires are their sum, which
+    is never negative, though one stripe's row may be. A key whose hires all went may stay, at
+    0."""
 
-    pk = models.CompositePrimaryKey("year", "department", "job", "quarter")
+    pk = models.CompositePrimaryKey("year", "department", "job", "quarter", "stripe")
     year = models.IntegerField(help_text="The hire's year, in UTC.")
     # No constraint (the hires' own foreign keys guard it) and no index of its own: every read
     # goes by year, the primary key's first column.
@@ -143,37 +146,61 @@ class HireCount(models.Model):
         related_name="hire_counts",
     )
     quarter = models.SmallIntegerField(help_text="1 to 4, in UTC.")
+    stripe = models.SmallIntegerField(default=0, help_text="Which writer's row (0 to 3).")
     hires = models.BigIntegerField()
 
     class Meta:
         db_table = "hire_counts"
 
     def __str__(self) -> str:
-        return f"{self.year} Q{self.quarter} {self.department_id}/{self.job_id}: {self.hires}"
+        key = f"{self.year} Q{self.quarter} {self.department_id}/{self.job_id}"
+        return f"{key} (stripe {self.stripe}): {self.hires}"
 
 
-class HireTotal(models.Model):
-    """All-time hires per department and job, kept with ``HireCount`` by the same triggers:
-    ``totalCount`` sums these few rows (at most one per department and job)."""
+class DepartmentYear(models.Model):
+    """A department's hires in a year: a rollup of ``HireCount``, kept by the same triggers, in
+    stripes as it is. ``departmentsAboveMean`` and ``totalCount`` sum these few rows."""
 
-    pk = models.CompositePrimaryKey("department", "job")
-    department = models.ForeignKey(  # the primary key's first column serves its lookups
+    pk = models.CompositePrimaryKey("year", "department", "stripe")
+    year = models.IntegerField(help_text="The hire's year, in UTC.")
+    department = models.ForeignKey(
         Department,
         on_delete=models.DO_NOTHING,
         db_constraint=False,
         db_index=False,
-        related_name="hire_totals",
+        related_name="hire_years",
     )
-    job = models.ForeignKey(
-        Job, on_delete=models.DO_NOTHING, db_constraint=False, related_name="hire_totals"
-    )
+    stripe = models.SmallIntegerField(default=0, help_text="Which writer's row (0 to 3).")
     hires = models.BigIntegerField()
 
     class Meta:
-        db_table = "hire_totals"
+        db_table = "department_years"
 
     def __str__(self) -> str:
-        return f"{self.department_id}/{self.job_id}: {self.hires}"
+        return f"{self.year} {self.department_id} (stripe {self.stripe}): {self.hires}"
+
+
+class JobYear(models.Model):
+    """A job's hires in a year, across departments: a rollup of ``HireCount`` as
+    ``DepartmentYear`` is. ``totalCount`` filtered by job sums these rows."""
+
+    pk = models.CompositePrimaryKey("year", "job", "stripe")
+    year = models.IntegerField(help_text="The hire's year, in UTC.")
+    job = models.ForeignKey(
+        Job,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,
+        related_name="hire_years",
+    )
+    stripe = models.SmallIntegerField(default=0, help_text="Which writer's row (0 to 3).")
+    hires = models.BigIntegerField()
+
+    class Meta:
+        db_table = "job_years"
+
+    def __str__(self) -> str:
+        return f"{self.year} {self.job_id} (stripe {self.stripe}): {self.hires}"
 
 
 MODELS: dict[str, type[Department | Job | HiredEmployee]] = {

@@ -36,7 +36,8 @@ REPLICA_MODELS = frozenset(
         "backend.Job",
         "backend.HiredEmployee",
         "backend.HireCount",
-        "backend.HireTotal",
+        "backend.DepartmentYear",
+        "backend.JobYear",
     }
 )
 """The models a replica may answer, by ``app_label.ModelName`` (``Model._meta.label``)."""

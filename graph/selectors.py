@@ -72,16 +72,29 @@ def _summarised(where: HiredEmployeeFilter | None) -> dict[str, int] | None:
     return {column: value for column, value in lookups.items() if value is not None}
 
 
+Summary = type[models.DepartmentYear] | type[models.JobYear] | type[models.HireCount]
+
+
+def summary_for(columns: Iterable[str]) -> Summary:
+    """The smallest table of the hires summary that counts by ``columns``: a department's or a
+    job's hires per year (12 or 183 rows a year), else the whole summary."""
+    wanted = set(columns)
+    tables: tuple[Summary, ...] = (models.DepartmentYear, models.JobYear, models.HireCount)
+    for model in tables:
+        if wanted <= {field.attname for field in model._meta.concrete_fields}:
+            return model
+    raise ValueError(f"the summary does not count by {sorted(wanted)}")
+
+
 def hire_total(where: HiredEmployeeFilter | None, rows: QuerySet) -> Callable[[], int]:
-    """totalCount of the hires ``where`` selects (``rows``): a sum over the summary's totals
-    per department and job when they can answer (a millisecond at any size), or the exact
-    ``count(*)``."""
+    """totalCount of the hires ``where`` selects (``rows``): a sum over the summary when it can
+    answer (a millisecond at any size), or the exact ``count(*)``."""
     lookups = _summarised(where)
     if lookups is None:
         return rows.count
 
     def total() -> int:
-        summed = models.HireTotal.objects.filter(**lookups).aggregate(total=Sum("hires"))
+        summed = summary_for(lookups).objects.filter(**lookups).aggregate(total=Sum("hires"))
         return int(summed["total"] or 0)
 
     return total
@@ -217,7 +230,11 @@ class Siblings:
         def count() -> int:
             if filtered not in self._counts:
                 lookups = _summarised(where)
-                source = rows if lookups is None else models.HireTotal.objects.filter(**lookups)
+                source = (
+                    rows
+                    if lookups is None
+                    else summary_for([*lookups, self.column]).objects.filter(**lookups)
+                )
                 tally = Count("pk") if lookups is None else Sum("hires")
                 counted = (
                     source.filter(**{f"{self.column}__in": self.ids})

@@ -22,7 +22,7 @@ from django.db import connection, transaction
 from django.test import override_settings
 
 from backend import metrics
-from backend.models import Batch, HireCount, HiredEmployee, HireTotal, Rejection
+from backend.models import Batch, DepartmentYear, HireCount, HiredEmployee, JobYear, Rejection
 from jobs.backups import backup_tables, restore_tables
 from jobs.ingest import ingest_rows
 from jobs.loading import load_sources
@@ -45,28 +45,33 @@ def scanned() -> dict[Key, int]:
 
 
 def summarised() -> dict[Key, int]:
-    """The summary's rows, leaving out keys whose hires all went (they may stay at 0)."""
-    rows = HireCount.objects.exclude(hires=0).values_list(
+    """The summary's hires per key, summed over its stripes, leaving out keys whose hires all
+    went (they may stay at 0)."""
+    counts: dict[Key, int] = {}
+    for *key, hires in HireCount.objects.values_list(
         "year", "department_id", "job_id", "quarter", "hires"
-    )
-    return {(year, dep, job, quarter): hires for year, dep, job, quarter, hires in rows}
+    ):
+        counts[tuple(key)] = counts.get(tuple(key), 0) + hires
+    return {key: hires for key, hires in counts.items() if hires}
 
 
-def totals() -> dict[tuple[int, int], int]:
-    """The totals per department and job, leaving out those at 0."""
-    rows = HireTotal.objects.exclude(hires=0).values_list("department_id", "job_id", "hires")
-    return {(department, job): hires for department, job, hires in rows}
+def rollup(model: type[DepartmentYear | JobYear], column: str) -> dict[tuple[int, int], int]:
+    """A rollup's hires per (year, department or job), summed over stripes, leaving out 0."""
+    sums: dict[tuple[int, int], int] = {}
+    for year, parent, hires in model.objects.values_list("year", column, "hires"):
+        sums[(year, parent)] = sums.get((year, parent), 0) + hires
+    return {key: hires for key, hires in sums.items() if hires}
 
 
 def assert_exact(context: str = "") -> None:
     expected = scanned()
     assert summarised() == expected, f"the summary drifted from the rows {context}"
-    pairs: dict[tuple[int, int], int] = {}
-    for (_, department, job, _), hires in expected.items():
-        pairs[(department, job)] = pairs.get((department, job), 0) + hires
-    assert totals() == pairs, f"the totals drifted from the rows {context}"
-    assert not HireCount.objects.filter(hires__lt=0).exists()
-    assert not HireTotal.objects.filter(hires__lt=0).exists()
+    for model, column, position in ((DepartmentYear, "department_id", 1), (JobYear, "job_id", 2)):
+        sums: dict[tuple[int, int], int] = {}
+        for key, hires in expected.items():
+            sums[(key[0], key[position])] = sums.get((key[0], key[position]), 0) + hires
+        assert rollup(model, column) == sums, f"{model.__name__} drifted from the rows {context}"
+    assert min([0, *summarised().values()]) == 0, "a key below 0"
 
 
 def _references() -> None:
@@ -204,36 +209,38 @@ def test_the_metrics_and_totals_read_the_summary(gql: Any) -> None:
     quarterly = metrics.hires_by_quarter(year=2021)
     (changed,) = [row for row in quarterly if (row.department, row.job) == ("D2", f"J{job}")]
     assert getattr(changed, f"q{quarter}") == 1000
-    departments, _ = metrics.hires_per_department(year=2021)
-    in_2021 = sum(n for k, n in counted.items() if k[:2] == (2021, 2))
-    assert departments[1].hired == in_2021 - counted[key] + 1000
 
     query = "query($f: HiredEmployeeFilter) { hiredEmployees(first: 1, filter: $f) { totalCount } }"
 
     def count(filter: dict[str, Any] | None) -> int:
         return int(gql(query, {"f": filter}).data["hiredEmployees"]["totalCount"])
 
-    # The totals are their own rows: one changed by hand shows in totalCount.
-    pair = HireTotal.objects.get(department_id=2, job_id=job)
-    HireTotal.objects.filter(department_id=2, job_id=job).update(hires=1000)
+    def rows(**lookups: int) -> int:
+        return HiredEmployee.objects.filter(**lookups).count()
 
-    def changed_by_hand(**lookups: int) -> int:
-        return HiredEmployee.objects.filter(**lookups).count() - pair.hires + 1000
+    both = {"department_id": 2, "job_id": job}
+    assert count({"departmentId": 2, "jobId": job}) == rows(**both) - counted[key] + 1000
 
-    assert count(None) == 200 - pair.hires + 1000
-    assert count({"departmentId": 2}) == changed_by_hand(department_id=2)
-    assert count({"jobId": job}) == changed_by_hand(job_id=job)
-    assert count({"departmentId": 2, "jobId": job}) == changed_by_hand(department_id=2, job_id=job)
-    assert count({"name": {"startsWith": "Hire"}}) == 200  # rows, not the summary
-    assert count({"id": {"lte": 10}}) == 10
-
+    # Each rollup is its own rows: one changed by hand shows where that rollup answers.
+    department_2021 = DepartmentYear.objects.get(year=2021, department_id=2).hires
+    DepartmentYear.objects.filter(year=2021, department_id=2).update(hires=1000)
+    departments, _ = metrics.hires_per_department(year=2021)
+    assert departments[1].hired == 1000
+    assert count(None) == 200 - department_2021 + 1000
+    assert count({"departmentId": 2}) == rows(department_id=2) - department_2021 + 1000
     nested = gql("{ departments { nodes { id hiredEmployees(first: 0) { totalCount } } } }")
     per_department = {
         int(node["id"]): node["hiredEmployees"]["totalCount"]
         for node in nested.data["departments"]["nodes"]
     }
-    assert per_department[2] == changed_by_hand(department_id=2)
-    assert per_department[1] == HiredEmployee.objects.filter(department_id=1).count()
+    assert per_department[2] == rows(department_id=2) - department_2021 + 1000
+    assert per_department[1] == rows(department_id=1)
+
+    job_2021 = JobYear.objects.get(year=2021, job_id=job).hires
+    JobYear.objects.filter(year=2021, job_id=job).update(hires=1000)
+    assert count({"jobId": job}) == rows(job_id=job) - job_2021 + 1000
+    assert count({"name": {"startsWith": "Hire"}}) == 200  # rows, not the summary
+    assert count({"id": {"lte": 10}}) == 10
 
     call_command("rebuild_summaries", verbosity=0)
     assert_exact("after rebuild_summaries")
@@ -247,9 +254,9 @@ def test_rebuild_summaries_command_prints_what_it_counted(tmp_path: Path) -> Non
     ingest_rows(
         table="hired_employees", rows=[_hire(rng, i) for i in range(1, 101)], source="graphql"
     )
-    HireCount.objects.all().delete()
-    HireTotal.objects.all().delete()
-    assert summarised() == {} and totals() == {}
+    for model in (HireCount, DepartmentYear, JobYear):
+        model.objects.all().delete()
+    assert summarised() == {} and rollup(DepartmentYear, "department_id") == {}
     result = subprocess.run(
         [sys.executable, "manage.py", "rebuild_summaries"],
         cwd=ROOT, env=_child_env(), capture_output=True, text=True, timeout=120,
@@ -287,6 +294,67 @@ def test_the_triggers_fire_without_the_foreign_keys_triggers() -> None:
             )
     assert HiredEmployee.objects.count() == (1500 if connection.vendor == "postgresql" else 1)
     assert_exact()
+
+
+_INSERT = (
+    "INSERT INTO hired_employees (id, name, datetime, department_id, job_id) "
+    "VALUES (%s, 'Striped', '2021-05-06T07:08:09Z', 1, 1)"
+)
+
+
+def _stripes(key: Key) -> dict[int, int]:
+    rows = HireCount.objects.filter(year=key[0], department_id=key[1], job_id=key[2],
+                                    quarter=key[3]).values_list("stripe", "hires")  # fmt: skip
+    return dict(rows)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_writers_take_stripes_and_never_wait_for_each_other() -> None:
+    """On PostgreSQL, transactions open at once that write the same summary key each take a
+    stripe of their own: none waits for another's rows (a 2-second lock timeout would fail
+    it), a fifth waits for a stripe, readers sum the stripes (one of them below 0), and the
+    rebuild folds them into stripe 0. SQLite has one writer at a time: stripe 0."""
+    _references()
+    key = (2021, 1, 1, 2)
+    if connection.vendor != "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(_INSERT, [1])
+        assert _stripes(key) == {0: 1}
+        assert_exact()
+        return
+    import psycopg2
+    import psycopg2.errors
+
+    params = {k: v for k, v in connection.get_connection_params().items() if k != "cursor_factory"}
+    writers = [psycopg2.connect(**params) for _ in range(5)]
+    try:
+        with writers[0], writers[0].cursor() as cursor:
+            cursor.execute(_INSERT, [1])  # committed, in stripe 0
+        for n, writer in enumerate(writers[:4]):  # four open transactions: stripes 0 to 3
+            with writer.cursor() as cursor:
+                cursor.execute("SET lock_timeout = '2s'")
+                if n == 1:
+                    cursor.execute("DELETE FROM hired_employees WHERE id = 1")  # stripe 1: -1
+                else:
+                    cursor.execute(_INSERT, [10 + n])
+        with writers[4].cursor() as cursor:
+            cursor.execute("SET lock_timeout = '500ms'")
+            with pytest.raises(psycopg2.errors.LockNotAvailable):
+                cursor.execute(_INSERT, [20])  # every stripe is taken: it waits for one
+        writers[4].rollback()
+        for writer in writers[:4]:
+            writer.commit()
+        assert _stripes(key) == {0: 2, 1: -1, 2: 1, 3: 1}
+        assert summarised()[key] == 3 == HiredEmployee.objects.count()
+        assert_exact("with four stripes")
+        quarterly = metrics.hires_by_quarter(year=2021)
+        assert [(row.department, row.job, row.q2) for row in quarterly] == [("D1", "J1", 3)]
+    finally:
+        for writer in writers:
+            writer.close()
+    call_command("rebuild_summaries", verbosity=0)
+    assert _stripes(key) == {0: 3}
+    assert_exact("after the rebuild")
 
 
 _WRITER = textwrap.dedent(

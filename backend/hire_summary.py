@@ -67,25 +67,31 @@ SUSPEND_SETTING = "roster.hire_counts"
 _TRIGGERS = ("insert", "delete", "update", "truncate")
 
 
-def _key_parts(vendor: str, row: str) -> list[tuple[str, str]]:
-    """The summary key of the hires in ``row`` (a table or an alias), column by column:
-    year, department, job, quarter, in UTC."""
-    if vendor == "postgresql":
-        utc = f"({row}.datetime AT TIME ZONE 'UTC')"
-        year, quarter = (
-            f"extract(year FROM {utc})::integer",
-            f"extract(quarter FROM {utc})::smallint",
-        )
-    else:  # SQLite: Django stores a datetime as 'YYYY-MM-DD HH:MM:SS[.ffffff]' in UTC.
-        year = f"CAST(substr({row}.datetime, 1, 4) AS INTEGER)"
-        quarter = f"(CAST(substr({row}.datetime, 6, 2) AS INTEGER) + 2) / 3"
+def _sqlite_key_parts(row: str) -> list[tuple[str, str]]:
+    """The summary key of the hire ``row`` (``NEW``, ``OLD`` or an alias) on SQLite, column by
+    column: year, department, job, quarter. Django stores a datetime as
+    'YYYY-MM-DD HH:MM:SS[.ffffff]' in UTC."""
+    year = f"CAST(substr({row}.datetime, 1, 4) AS INTEGER)"
+    quarter = f"(CAST(substr({row}.datetime, 6, 2) AS INTEGER) + 2) / 3"
     department, job = f"{row}.department_id", f"{row}.job_id"
     return list(zip(KEY, (year, department, job, quarter), strict=True))
 
 
-def _key_sql(vendor: str, row: str) -> str:
-    """The key's expressions as select-list items, named as the summary's columns."""
-    return ", ".join(f"{sql} AS {column}" for column, sql in _key_parts(vendor, row))
+def _postgresql_by_key(rows: str, hires: str) -> str:
+    """``rows`` (a query with ``quarter_start, department_id, job_id`` and ``delta``) as the
+    summary's keys with their ``hires`` (an aggregate). Grouping by the quarter's start and
+    splitting it into year and quarter once per group, not per row, halves the cost of a large
+    aggregate (``extract`` returns numeric)."""
+    return f"""SELECT extract(year FROM quarter_start)::integer AS year, department_id, job_id,
+               extract(quarter FROM quarter_start)::smallint AS quarter, hires
+        FROM (SELECT quarter_start, department_id, job_id, {hires} AS hires FROM ({rows}) AS r
+              GROUP BY 1, 2, 3) AS by_quarter"""
+
+
+_QUARTER_START = (
+    "date_trunc('quarter', r.datetime AT TIME ZONE 'UTC') AS quarter_start, "
+    "r.department_id, r.job_id"
+)
 
 
 def _upsert(table: str) -> str:
@@ -98,7 +104,6 @@ def _postgresql_function(event: str, source: str) -> str:
     first free, else wait for one), sum the statement's deltas by key once, then upsert them
     into that stripe of each table, in key order. An update moves a hire from its old key to
     its new one."""
-    groups = ", ".join(str(n) for n in range(1, len(KEY) + 1))
     upserts = []
     for table, key in ROLLUPS.items():
         columns = ", ".join(key)
@@ -133,8 +138,7 @@ BEGIN
     -- The tables in the rebuild's order: one statement's CTEs lock them in no set order.
     LOCK TABLE {", ".join(ROLLUPS)} IN ROW EXCLUSIVE MODE;
     WITH deltas AS MATERIALIZED (
-        SELECT {", ".join(KEY)}, sum(delta) AS hires
-        FROM ({source.format(key=_key_sql("postgresql", "r"))}) AS changed GROUP BY {groups}
+        {_postgresql_by_key(source.format(key=_QUARTER_START), "sum(delta)")}
     ), {written}
     {last};
     RETURN NULL;
@@ -182,7 +186,7 @@ def _postgresql_install() -> list[str]:
 
 def _sqlite_install() -> list[str]:
     # "WHERE true" tells SQLite's parser that ON CONFLICT is the upsert's, not a join's.
-    new = dict(_key_parts("sqlite", "NEW"))
+    new = dict(_sqlite_key_parts("NEW"))
     add = " ".join(  # one writer at a time: stripe 0
         f"INSERT INTO {table} ({', '.join(key)}, stripe, hires) "
         f"SELECT {', '.join(new[column] for column in key)}, 0, 1 WHERE true {_upsert(table)};"
@@ -190,7 +194,7 @@ def _sqlite_install() -> list[str]:
     )
     # A hire that goes takes one from its keys' rows and never makes a row: if the summary was
     # emptied first (Django's flush empties tables in any order), there is nothing to take.
-    old = dict(_key_parts("sqlite", "OLD"))
+    old = dict(_sqlite_key_parts("OLD"))
     take = " ".join(
         f"UPDATE {table} SET hires = hires - 1 "
         f"WHERE {' AND '.join(f'{column} = {old[column]}' for column in key)};"
@@ -234,7 +238,6 @@ def rebuild(db: BaseDatabaseWrapper = connection) -> int:
     lock, a batch committing between the delete and the scan would be counted twice or not at
     all. SQLite has one writer at a time already.
     """
-    key = _key_sql(db.vendor, "r")
     groups = ", ".join(str(n) for n in range(1, len(KEY) + 1))
     tables = ", ".join(ROLLUPS)
     with db.cursor() as cursor:
@@ -242,9 +245,14 @@ def rebuild(db: BaseDatabaseWrapper = connection) -> int:
             cursor.execute(f"LOCK TABLE {tables} IN SHARE ROW EXCLUSIVE MODE")
         for table in ROLLUPS:
             cursor.execute(f"DELETE FROM {table}")
+        if db.vendor == "postgresql":
+            rows = f"SELECT {_QUARTER_START} FROM hired_employees AS r"
+            counted = f"SELECT *, 0 FROM ({_postgresql_by_key(rows, 'count(*)')}) AS counted"
+        else:
+            key = ", ".join(f"{sql} AS {column}" for column, sql in _sqlite_key_parts("r"))
+            counted = f"SELECT {key}, count(*), 0 FROM hired_employees AS r GROUP BY {groups}"
         cursor.execute(
-            f"INSERT INTO {TABLE} ({', '.join(KEY)}, stripe, hires) SELECT {key}, 0, count(*) "
-            f"FROM hired_employees AS r GROUP BY {groups} ORDER BY {groups}"
+            f"INSERT INTO {TABLE} ({', '.join(KEY)}, hires, stripe) {counted} ORDER BY {groups}"
         )
         for table, rollup in ROLLUPS.items():
             if table != TABLE:

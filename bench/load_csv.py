@@ -6,6 +6,7 @@ the same constraints and triggers. Targets (issue 14): load time <= 1.0x the ``\
 and a peak RSS (the loader's largest process) <= 150 MB that stays flat from a 100,000-row file
 to the full one. The S3 server (moto) runs in this process, on the same CPUs: it is part of what
 is timed; ``--s3 0`` leaves that run out (at 10M rows it doubles the benchmark's time).
+``--chunk-size`` passes the loader's own option (0: its default).
 """
 
 from __future__ import annotations
@@ -28,7 +29,9 @@ S3_ENV = {
 }
 
 
-def measure(db: str, source: Path | str, rows: int, bad: int | None, **env: str) -> bench.Timed:
+def measure(
+    db: str, source: Path | str, rows: int, bad: int | None, chunk_size: int = 0, **env: str
+) -> bench.Timed:
     """On emptied tables, checkpointed (each measurement starts from the same state): psql's
     ``\\copy`` of the valid rows file ``source`` if ``bad`` is None, else ``manage.py load_csv
     source`` (only errors logged: each rejected row is a WARNING). Every row must then be
@@ -39,6 +42,7 @@ def measure(db: str, source: Path | str, rows: int, bad: int | None, **env: str)
         run, expected = bench.copy_csv(db, Path(source)), (rows, 0)
     else:
         command = [bench.PYTHON, "manage.py", "load_csv", str(source)]
+        command += [f"--chunk-size={chunk_size}"] if chunk_size else []
         run = bench.timed(command, bench.app_env(db, LOG_LEVEL="ERROR", **env))
         expected = (rows - bad, bad)
     counts = "SELECT (SELECT count(*) FROM hired_employees), (SELECT count(*) FROM rejections)"
@@ -75,9 +79,10 @@ def s3_file(path: Path) -> Iterator[dict[str, str]]:
 
 
 def main() -> None:
-    args = bench.options(__doc__, rows=1_000_000, small_rows=100_000, s3=1)
+    args = bench.options(__doc__, rows=1_000_000, small_rows=100_000, s3=1, chunk_size=0)
     db, rows, small_rows = bench.database("load"), args.rows, args.small_rows
     title = f"load_csv: {rows:,}-row hired_employees file, 1% bad rows"
+    title += f", chunks of {args.chunk_size:,} rows" if args.chunk_size else ""
     with bench.run(title, db), tempfile.TemporaryDirectory(prefix="bench-load-csv-") as tmp:
         bench.prepare_database(db)
         big, small = Path(tmp) / "hired_employees.csv", Path(tmp) / "hired_employees_small.csv"
@@ -90,12 +95,13 @@ def main() -> None:
             flush=True,
         )
 
-        runs = {f"{small_rows:,} rows": measure(db, small, small_rows, small_bad)}
+        chunk = args.chunk_size
+        runs = {f"{small_rows:,} rows": measure(db, small, small_rows, small_bad, chunk)}
         copy = measure(db, valid, rows - bad, None).seconds
-        runs[f"{rows:,} rows"] = local = measure(db, big, rows, bad)
+        runs[f"{rows:,} rows"] = local = measure(db, big, rows, bad, chunk)
         if args.s3:
             with s3_file(big) as s3_env:
-                s3 = measure(db, f"s3://{BUCKET}/{big.name}", rows, bad, **s3_env)
+                s3 = measure(db, f"s3://{BUCKET}/{big.name}", rows, bad, chunk, **s3_env)
                 runs[f"{rows:,} rows from S3"] = s3
 
         print(f"\ncounts checked after every load: {rows - bad:,} inserted, {bad:,} rejected")

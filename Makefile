@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PG_URL ?= postgres://postgres@127.0.0.1:5432/roster
 
-.PHONY: demo test coverage lint schema setup postgres browser audit graphiql clean
+.PHONY: demo test coverage lint schema setup postgres browser audit peer graphiql clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,7 +22,7 @@ demo: setup
 
 ## make test: lint, then the suite on SQLite and on PostgreSQL at once, each with its own
 ## var/ folder (coverage on the PostgreSQL run); the SQLite run's output follows the other's
-test: setup lint postgres browser audit
+test: setup lint postgres browser audit peer
 	@mkdir -p var
 	@ROSTER_VAR_DIR=$(CURDIR)/var/test-sqlite $(BIN)/python -m pytest > var/test-sqlite.log 2>&1 & lite=$$!; \
 	ROSTER_VAR_DIR=$(CURDIR)/var/test-postgresql DATABASE_URL=$(PG_URL) \
@@ -32,7 +32,7 @@ test: setup lint postgres browser audit
 	echo "== PostgreSQL: exit $$pg, SQLite: exit $$sqlite"; test $$pg -eq 0 -a $$sqlite -eq 0
 
 ## make coverage: the suite on both databases, traced, with the combined coverage figure (slower)
-coverage: setup postgres browser audit
+coverage: setup postgres browser audit peer
 	$(BIN)/python -m pytest --cov --cov-report=
 	DATABASE_URL=$(PG_URL) $(BIN)/python -m pytest --cov --cov-append --cov-report=term
 
@@ -58,6 +58,12 @@ audit: tests/http_audit/node_modules/.package-lock.json
 tests/http_audit/node_modules/.package-lock.json: tests/http_audit/package-lock.json
 	cd tests/http_audit && npm ci --no-audit --no-fund --loglevel=error
 
+## peer: PostGraphile 4, at the lockfile's versions, for bench/peer.py and its test
+peer: bench/peer/node_modules/.package-lock.json
+
+bench/peer/node_modules/.package-lock.json: bench/peer/package-lock.json
+	cd bench/peer && npm ci --no-audit --no-fund --loglevel=error
+
 ## browser: Debian's Chromium and its driver, for the browser tests of the dashboard and GraphiQL (needs root)
 browser:
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
@@ -68,4 +74,4 @@ graphiql:
 	scripts/vendor_graphiql.sh
 
 clean:
-	rm -rf $(VENV) var tests/http_audit/node_modules
+	rm -rf $(VENV) var tests/http_audit/node_modules bench/peer/node_modules

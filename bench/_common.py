@@ -24,7 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
@@ -35,6 +35,7 @@ import psycopg2.extras
 import requests
 
 T = TypeVar("T")
+K = TypeVar("K", bound=Hashable)  # what a benchmark keys its samples by
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON, GUNICORN = (str(ROOT / ".venv" / "bin" / name) for name in ("python", "gunicorn"))
 COLUMNS = "id,name,datetime,department_id,job_id"
@@ -295,13 +296,18 @@ def copy_csv(db: str, path: Path) -> Timed:
     return timed([*psql(db), "-c", command], app_env(db))
 
 
+def free_port() -> int:
+    """A TCP port of 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 @contextlib.contextmanager
 def gunicorn(db: str, workers: int = 2, log: Path | None = None, **env: str) -> Iterator[str]:
     """Serve the app with gunicorn (``env`` over ``app_env``); yield its /graphql URL once it
     answers; always stop it. Its output goes to ``log``, kept for the caller, if given."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     url = f"http://127.0.0.1:{port}/graphql"
     cmd = [GUNICORN, "backend.wsgi", "-w", str(workers), "-b", f"127.0.0.1:{port}"]
     with tempfile.TemporaryDirectory(prefix="bench-gunicorn-") as tmp:
@@ -376,11 +382,11 @@ def clock(work: Callable[..., T], *args: Any, **kwargs: Any) -> tuple[float, T]:
 
 
 def interleave(
-    rounds: int, warmups: int, step: Callable[..., Mapping[str, float]], *args: Any
-) -> dict[str, list[float]]:
+    rounds: int, warmups: int, step: Callable[..., Mapping[K, float]], *args: Any
+) -> dict[K, list[float]]:
     """Call ``step(round, *args)``, which times each measurement once, in turn (so that background
     load hits them alike), ``warmups + rounds`` times: each one's seconds after the warm-ups."""
-    samples: dict[str, list[float]] = {}
+    samples: dict[K, list[float]] = {}
     for round_ in range(warmups + rounds):
         for key, seconds in step(round_, *args).items():
             if round_ >= warmups:
@@ -457,9 +463,10 @@ def _load() -> str:
 
 
 @contextlib.contextmanager
-def run(title: str, db: str) -> Iterator[None]:
+def run(title: str, db: str, *, keep: bool = False) -> Iterator[None]:
     """Wait for any other benchmark to end (a lock file), print the title and the machine, and
-    at the end the load average; drop ``db`` after a run that went through, keep it otherwise."""
+    at the end the load average; drop ``db`` after a run that went through (unless ``keep``:
+    a database built once for every run), keep it otherwise."""
     with LOCK.open("a") as lock:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -473,6 +480,7 @@ def run(title: str, db: str) -> Iterator[None]:
             print(f"database kept: {db}", file=sys.stderr)
             raise
         else:
-            remove_database(db)
+            if not keep:
+                remove_database(db)
         finally:
             print(f"load average (1/5/15 min) at the end: {_load()}", flush=True)

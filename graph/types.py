@@ -75,6 +75,7 @@ class ChildPages(Protocol):
         after: str | None,
         where: HiredEmployeeFilter | None,
         order: HiredEmployeeOrder | None,
+        info: strawberry.Info | None = None,
     ) -> Connection[HiredEmployee]: ...
 
 
@@ -83,6 +84,7 @@ _HIRES_ARGS = "first, after, filter and orderBy work as in the top-level hiredEm
 
 def _hires_of(
     root: Department | Job,
+    info: strawberry.Info,
     first: int = 100,
     after: str | None = None,
     filter: HiredEmployeeFilter | None = None,
@@ -90,7 +92,7 @@ def _hires_of(
 ) -> Connection[HiredEmployee]:
     """A department's or a job's hires: one resolver for both, through their siblings."""
     return root._children.hired_employees(
-        root.id, first=first, after=after, where=filter, order=order_by
+        root.id, first=first, after=after, where=filter, order=order_by, info=info
     )
 
 

@@ -7,16 +7,29 @@ A logged-in Django staff session (the admin) also counts, so GraphiQL and the da
 a browser. Its scope comes from Django, never from being staff alone: a superuser has ``admin``;
 other staff have the widest scope among the groups ``roster-admin``, ``roster-write`` and
 ``roster-read`` they belong to, and no access at all (403) in none of them.
+
+A token found in the database is kept in the process for ``TOKEN_CACHE_SECONDS`` (5 s by
+default, ``0``: never kept), so that a client's next requests skip the lookup. The bound: a
+token created, renamed or deleted through Roster (``create_token``, the admin, any ``save``
+or ``delete`` of an ``ApiToken``) empties this process's cache at once; a token deleted by
+another process (another worker, a ``manage.py`` run, SQL) is refused by this one at most
+``TOKEN_CACHE_SECONDS`` later.
 """
 
 from __future__ import annotations
 
 import hashlib
 import secrets
+import threading
+import time
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
+from django.conf import settings
+from django.db import connection
+from django.db.models.signals import post_delete, post_save
+from django.dispatch import receiver
 from django.http import HttpRequest, HttpResponse
 from django.middleware.csrf import CsrfViewMiddleware
 from django.utils import timezone
@@ -35,6 +48,10 @@ NO_SCOPE_MESSAGE = (
     "this account has no Roster scope; a superuser can add it to the group roster-read, "
     "roster-write or roster-admin"
 )
+
+
+LAST_USED_EVERY = timedelta(minutes=1)
+"""How stale ``ApiToken.last_used_at`` may get: a token's use is written at most this often."""
 
 
 AUTH_HINT = "send 'Authorization: Bearer <token>' (python manage.py create_token NAME --scope read)"
@@ -112,13 +129,7 @@ def authenticate(request: HttpRequest) -> Principal | None:
         kind, _, token = header.partition(" ")
         if kind.lower() != "bearer" or not token.strip():
             raise AuthError("the Authorization header must be 'Bearer <token>'")
-        record = ApiToken.objects.filter(key_hash=hash_token(token.strip())).first()
-        if record is None:
-            raise AuthError("the token is not valid")
-        now = timezone.now()
-        if record.last_used_at is None or now - record.last_used_at > timedelta(minutes=1):
-            ApiToken.objects.filter(pk=record.pk).update(last_used_at=now)
-        return Principal(record.name, Scope(record.scope))
+        return _token_principal(hash_token(token.strip()))
     user = getattr(request, "user", None)
     if user is None or not (user.is_authenticated and user.is_active and user.is_staff):
         return None
@@ -126,6 +137,82 @@ def authenticate(request: HttpRequest) -> Principal | None:
     if scope is None:
         raise AccessDenied(403, "FORBIDDEN", NO_SCOPE_MESSAGE)
     return Principal(user.get_username(), scope)
+
+
+@dataclass
+class _KnownToken:
+    """A token found in the database, as this process keeps it (``TokenCache``)."""
+
+    pk: int
+    principal: Principal
+    last_used_at: datetime | None
+    expires: float  # time.monotonic()
+
+
+class TokenCache:
+    """Tokens found in the database, by hash, each for ``TOKEN_CACHE_SECONDS``.
+
+    Only tokens that exist are kept: a token created by another process works at once, and
+    guessing tokens fills nothing. ``forget_tokens`` empties it when a token changes here.
+    """
+
+    MAX_TOKENS = 1024
+    """Past this many live tokens the cache starts again empty: memory stays bounded."""
+
+    def __init__(self) -> None:
+        self._tokens: dict[str, _KnownToken] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key_hash: str, now: float) -> _KnownToken | None:
+        known = self._tokens.get(key_hash)
+        return known if known is not None and now < known.expires else None
+
+    def keep(self, key_hash: str, known: _KnownToken) -> None:
+        with self._lock:
+            if len(self._tokens) >= self.MAX_TOKENS:
+                self._tokens.clear()
+            self._tokens[key_hash] = known
+
+    def clear(self) -> None:
+        with self._lock:
+            self._tokens.clear()
+
+
+token_cache = TokenCache()
+_clock = time.monotonic  # the cache's clock (a test moves it on)
+
+
+@receiver(post_save, sender=ApiToken, dispatch_uid="roster-forget-tokens-saved")
+@receiver(post_delete, sender=ApiToken, dispatch_uid="roster-forget-tokens-deleted")
+def forget_tokens(**kwargs: object) -> None:
+    """A token was created, changed or revoked in this process: look every token up again."""
+    token_cache.clear()
+
+
+def _token_principal(key_hash: str) -> Principal:
+    """The principal of the token with this hash, from ``token_cache`` or the database; writes
+    ``last_used_at`` at most every ``LAST_USED_EVERY``. Raises ``AuthError`` for no token."""
+    clock = _clock()
+    known = token_cache.get(key_hash, clock)
+    if known is None:
+        record = ApiToken.objects.filter(key_hash=key_hash).first()
+        if record is None:
+            raise AuthError("the token is not valid")
+        principal = Principal(record.name, Scope(record.scope))
+        expires = clock + settings.TOKEN_CACHE_SECONDS
+        known = _KnownToken(record.pk, principal, record.last_used_at, expires)
+        if settings.TOKEN_CACHE_SECONDS > 0:
+            token_cache.keep(key_hash, known)
+    else:
+        # Without the lookup, the request's first touch of the database: a lost connection
+        # still answers 503 here, as the lookup's would, not in the middle of a query.
+        connection.close_if_health_check_failed()
+        connection.ensure_connection()
+    now = timezone.now()
+    if known.last_used_at is None or now - known.last_used_at > LAST_USED_EVERY:
+        ApiToken.objects.filter(pk=known.pk).update(last_used_at=now)
+        known.last_used_at = now
+    return known.principal
 
 
 def _csrf_checked_view(request: HttpRequest) -> HttpResponse:

@@ -241,6 +241,14 @@ GRAPHQL_MAX_COST = int(os.environ.get("GRAPHQL_MAX_COST", "50000"))
 # it (statement_timeout); on SQLite a progress handler interrupts it.
 STATEMENT_TIMEOUT_MS = int(os.environ.get("STATEMENT_TIMEOUT_MS", "10000"))
 
+# Seconds a worker keeps a token it looked up (backend/auth.py): a token deleted by another
+# process is refused at most this long after; one deleted through Roster, at once. 0: never kept.
+TOKEN_CACHE_SECONDS = float(os.environ.get("TOKEN_CACHE_SECONDS", "5"))
+if not 0 <= TOKEN_CACHE_SECONDS <= 60:
+    raise ImproperlyConfigured(
+        f"TOKEN_CACHE_SECONDS must be from 0 to 60 seconds: {TOKEN_CACHE_SECONDS:g}"
+    )
+
 # --- logging: one JSON object per line -------------------------------------------------------
 LOGGING = {
     "version": 1,

@@ -100,6 +100,8 @@ def coded_rule(rule: type[ASTValidationRule]) -> type[ASTValidationRule]:
     """``rule``, with a code on each error it reports (unless the error has one already)."""
     if rule in _CODED_RULES:
         return _CODED_RULES[rule]
+    if getattr(rule, "codes_its_errors", False):  # one class per request: never kept here
+        return rule
     code = BAD_USER_INPUT if issubclass(rule, _INPUT_RULES) else VALIDATION_FAILED
 
     class Coded(rule):  # type: ignore[valid-type, misc]

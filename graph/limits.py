@@ -30,7 +30,6 @@ from typing import Any
 
 from django.conf import settings
 from graphql import (
-    ASTValidationRule,
     DocumentNode,
     FieldNode,
     FragmentDefinitionNode,
@@ -165,20 +164,37 @@ def _first(node: FieldNode, definition: GraphQLField, variables: dict[str, Any])
     return min(default, MAX_PAGE) if isinstance(default, int) else MAX_PAGE
 
 
+class QueryLimitsRule(ValidationRule):
+    """The limits and the request's variables, as a validation rule. Its errors carry their
+    code already. It reads the request, so ``graph/documents.py`` never keeps its verdict."""
+
+    codes_its_errors = True
+    """``QUERY_TOO_COMPLEX`` on each: ``graph.errors.coded_rule`` leaves it as it is."""
+    max_depth: int
+    max_aliases: int
+    max_cost: int
+    variables: dict[str, Any]
+
+    @classmethod
+    def errors(cls, schema: GraphQLSchema, document: DocumentNode) -> list[GraphQLError]:
+        return list(
+            measure_document(
+                schema, document, cls.max_depth, cls.max_aliases, cls.max_cost, cls.variables
+            )
+        )
+
+    def enter_document(self, node: DocumentNode, *_args: Any) -> Any:
+        for error in self.errors(self.context.schema, node):
+            self.report_error(error)
+        return self.BREAK  # everything is measured: no need to visit the nodes
+
+
 def limits_rule(
     max_depth: int, max_aliases: int, max_cost: int, variables: dict[str, Any] | None = None
-) -> type[ASTValidationRule]:
+) -> type[QueryLimitsRule]:
     """The validation rule for these limits and the request's variables."""
-
-    class QueryLimitsRule(ValidationRule):
-        def enter_document(self, node: DocumentNode, *_args: Any) -> Any:
-            for error in measure_document(
-                self.context.schema, node, max_depth, max_aliases, max_cost, variables or {}
-            ):
-                self.report_error(error)
-            return self.BREAK  # everything is measured: no need to visit the nodes
-
-    return QueryLimitsRule
+    limits = {"max_depth": max_depth, "max_aliases": max_aliases, "max_cost": max_cost}
+    return type("QueryLimitsRule", (QueryLimitsRule,), {**limits, "variables": variables or {}})
 
 
 def measure_document(

@@ -15,6 +15,7 @@ from strawberry.schema.config import StrawberryConfig
 from backend import metrics, models
 from backend.models import Source
 from graph import selectors
+from graph.documents import KnownDocuments
 from graph.errors import ErrorCodes, bad_input, should_mask
 from graph.execution import LeafObjectExecutionContext
 from graph.limits import QueryLimits
@@ -254,6 +255,7 @@ schema = strawberry.Schema(
     extensions=[
         QueryLimits,
         ErrorCodes,
+        KnownDocuments,  # after the two above: it sees the rules as they will run
         ReplicaReads,
         lambda: MaskErrors(
             should_mask_error=lambda error: should_mask(error) and not settings.DEBUG

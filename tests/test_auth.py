@@ -5,13 +5,17 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+from datetime import timedelta
 
 import pytest
 from django.contrib.auth.models import Group, User
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 
+from backend import auth
 from backend.auth import NO_SCOPE_MESSAGE, session_scope
 from backend.models import ApiToken, Batch, Job, Rejection
 
@@ -121,6 +125,95 @@ def test_deleted_token_stops_working(gql, tokens) -> None:
     answer = gql(READ, scope="read")
     assert answer.status == 401
     assert answer.codes == ["UNAUTHENTICATED"]
+
+
+# --- the process's token cache (TOKEN_CACHE_SECONDS) -----------------------------------------
+
+TYPENAME = "{ __typename }"
+
+
+def delete_as_another_process(name: str) -> None:
+    """What another worker, a manage.py run or psql does: this process hears nothing of it."""
+    with connection.cursor() as cursor:
+        cursor.execute("DELETE FROM api_tokens WHERE name = %s", [name])
+    assert not ApiToken.objects.filter(name=name).exists()
+
+
+def test_a_known_token_costs_no_query(gql, tokens) -> None:
+    assert gql(TYPENAME, scope="read").status == 200  # looked up, and its use recorded
+    with CaptureQueriesContext(connection) as queries:
+        assert gql(TYPENAME, scope="read").data == {"__typename": "Query"}
+    assert queries.captured_queries == []
+
+
+def test_a_token_deleted_by_another_process_is_refused_within_the_cache_bound(
+    gql, tokens, monkeypatch, settings
+) -> None:
+    assert settings.TOKEN_CACHE_SECONDS == 5
+    assert gql(TYPENAME, scope="read").status == 200
+    delete_as_another_process("test-read")
+    start = auth._clock()
+    monkeypatch.setattr(auth, "_clock", lambda: start + 4.9)
+    assert gql(TYPENAME, scope="read").status == 200  # still within the bound
+    monkeypatch.setattr(auth, "_clock", lambda: start + 5.0)
+    answer = gql(TYPENAME, scope="read")
+    assert (answer.status, answer.codes) == (401, ["UNAUTHENTICATED"])
+
+
+def test_with_token_cache_seconds_0_a_deleted_token_is_refused_at_once(
+    gql, tokens, settings
+) -> None:
+    settings.TOKEN_CACHE_SECONDS = 0
+    assert gql(TYPENAME, scope="read").status == 200
+    delete_as_another_process("test-read")
+    assert gql(TYPENAME, scope="read").status == 401
+
+
+@pytest.mark.parametrize("how", ["queryset", "instance", "create_token --replace"])
+def test_a_token_revoked_in_this_process_is_refused_at_once(gql, tokens, how: str) -> None:
+    assert gql(TYPENAME, scope="read").status == 200
+    if how == "queryset":
+        ApiToken.objects.filter(name="test-read").delete()
+    elif how == "instance":
+        ApiToken.objects.get(name="test-read").delete()
+    else:
+        create_token("test-read", "--replace")
+    answer = gql(TYPENAME, scope="read")
+    assert (answer.status, answer.codes) == (401, ["UNAUTHENTICATED"])
+
+
+def test_a_token_changed_in_this_process_answers_with_its_new_scope_at_once(gql, tokens) -> None:
+    assert gql(WRITE, scope="write").data == {"insertBatch": {"inserted": 1}}
+    record = ApiToken.objects.get(name="test-write")
+    record.scope = "read"
+    record.save()
+    answer = gql(WRITE, scope="write")
+    assert answer.codes == ["FORBIDDEN"]
+
+
+def test_a_known_token_records_its_use_at_most_once_a_minute(gql, tokens, monkeypatch) -> None:
+    gql(TYPENAME, scope="read")
+    first = ApiToken.objects.get(name="test-read").last_used_at
+    assert first is not None
+    gql(TYPENAME, scope="read")
+    assert ApiToken.objects.get(name="test-read").last_used_at == first
+    later = first + timedelta(minutes=1, seconds=1)
+    monkeypatch.setattr(auth.timezone, "now", lambda: later)
+    gql(TYPENAME, scope="read")
+    assert ApiToken.objects.get(name="test-read").last_used_at == later
+
+
+def test_the_token_cache_keeps_only_tokens_that_exist_and_stays_bounded(
+    gql, tokens, monkeypatch
+) -> None:
+    auth.token_cache.clear()
+    for n in range(3):
+        assert gql(TYPENAME, token=f"rst_guess{n}").status == 401
+    assert auth.token_cache.get(auth.hash_token("rst_guess0"), auth._clock()) is None
+    monkeypatch.setattr(auth.TokenCache, "MAX_TOKENS", 2)
+    for scope in ("read", "write", "admin"):
+        assert gql(TYPENAME, scope=scope).status == 200
+    assert len(auth.token_cache._tokens) <= 2
 
 
 # --- staff sessions --------------------------------------------------------------------------

@@ -4,8 +4,8 @@ place of the all-time totals per department and job, whose upserts cost writers 
 summary's own (``backend/hire_summary.py``). The tables are made again and filled from the
 rows by ``install``.
 
-Not reversible: the triggers of 0005's tables wrote rows without a stripe. To go back, restore
-a backup taken before this migration.
+Going back leaves 0005's tables empty and without triggers, as 0005 alone makes them; coming
+forward again fills the summary from the rows.
 """
 
 import django.db.models.deletion
@@ -31,7 +31,7 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        migrations.RunPython(uninstall),
+        migrations.RunPython(uninstall, migrations.RunPython.noop),
         migrations.DeleteModel(name='HireTotal'),
         migrations.DeleteModel(name='HireCount'),
         migrations.CreateModel(

@@ -493,3 +493,32 @@ def test_a_fragment_reads_every_column(gql, sample_data) -> None:
         "id": first.id, "department": {"department": first.department.department},
     }  # fmt: skip
     assert '"hired_employees"."datetime"' in sql
+
+
+def test_a_nested_page_is_compiled_once_per_shape_and_answers_each_filter(
+    gql, sample_data, monkeypatch
+) -> None:
+    """The LATERAL statement (PostgreSQL) is kept per shape (filter, cursor, order, size,
+    columns): the same query again compiles nothing, another filter compiles its own; and on
+    both databases each filter answers its own rows."""
+    compiled: list[str] = []
+    real = selectors._lateral_sql
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        compiled.append(repr(args[1].query))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(selectors, "_lateral_sql", spy)
+    selectors._LATERAL_SQL.clear()
+    query = """query($name: String!) { departments(first: 3) { nodes { id
+      hiredEmployees(first: 2, filter: {name: {startsWith: $name}}) { nodes { id name } } } } }"""
+    answers = {}
+    for name in ("A", "A", "B", "A"):
+        data = gql(query, {"name": name}, scope="read").data["departments"]["nodes"]
+        answers[name] = {d["id"]: [h["id"] for h in d["hiredEmployees"]["nodes"]] for d in data}
+        for department, ids in answers[name].items():
+            rows = HiredEmployee.objects.filter(department_id=department, name__istartswith=name)
+            assert ids == list(rows.order_by("id").values_list("id", flat=True)[:2])
+    assert answers["A"] != answers["B"]
+    # "A" once and "B" once; SQLite's window query is Django's own, compiled each time
+    assert len(compiled) == (2 if connection.vendor == "postgresql" else 0)

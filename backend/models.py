@@ -119,7 +119,30 @@ class HiredEmployee(models.Model):
         return self.name
 
 
-class HireCount(models.Model):
+def _summary_parent(model: type[models.Model], related_name: str) -> models.ForeignKey:
+    """A summary row's department or job. No constraint (the hires' own foreign keys guard it)
+    and no index of its own: every read goes by year, the primary key's first column."""
+    return models.ForeignKey(
+        model,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,
+        related_name=related_name,
+    )
+
+
+class _SummaryRow(models.Model):
+    """What every table of the hires summary holds besides its key (``backend/hire_summary.py``)."""
+
+    year = models.IntegerField(help_text="The hire's year, in UTC.")
+    stripe = models.SmallIntegerField(default=0, help_text="Which writer's row (0 to 3).")
+    hires = models.BigIntegerField()
+
+    class Meta:
+        abstract = True
+
+
+class HireCount(_SummaryRow):
     """The hires summary (``backend/hire_summary.py``): hires per year, department, job and quarter,
     kept exact by the database's triggers in the same transaction as the rows. The metrics
     and ``totalCount`` read it. A key has a row per stripe that wrote it (concurrent writers
@@ -128,26 +151,9 @@ class HireCount(models.Model):
     0."""
 
     pk = models.CompositePrimaryKey("year", "department", "job", "quarter", "stripe")
-    year = models.IntegerField(help_text="The hire's year, in UTC.")
-    # No constraint (the hires' own foreign keys guard it) and no index of its own: every read
-    # goes by year, the primary key's first column.
-    department = models.ForeignKey(
-        Department,
-        on_delete=models.DO_NOTHING,
-        db_constraint=False,
-        db_index=False,
-        related_name="hire_counts",
-    )
-    job = models.ForeignKey(
-        Job,
-        on_delete=models.DO_NOTHING,
-        db_constraint=False,
-        db_index=False,
-        related_name="hire_counts",
-    )
+    department = _summary_parent(Department, "hire_counts")
+    job = _summary_parent(Job, "hire_counts")
     quarter = models.SmallIntegerField(help_text="1 to 4, in UTC.")
-    stripe = models.SmallIntegerField(default=0, help_text="Which writer's row (0 to 3).")
-    hires = models.BigIntegerField()
 
     class Meta:
         db_table = "hire_counts"
@@ -157,21 +163,12 @@ class HireCount(models.Model):
         return f"{key} (stripe {self.stripe}): {self.hires}"
 
 
-class DepartmentYear(models.Model):
+class DepartmentYear(_SummaryRow):
     """A department's hires in a year: a rollup of ``HireCount``, kept by the same triggers, in
     stripes as it is. ``departmentsAboveMean`` and ``totalCount`` sum these few rows."""
 
     pk = models.CompositePrimaryKey("year", "department", "stripe")
-    year = models.IntegerField(help_text="The hire's year, in UTC.")
-    department = models.ForeignKey(
-        Department,
-        on_delete=models.DO_NOTHING,
-        db_constraint=False,
-        db_index=False,
-        related_name="hire_years",
-    )
-    stripe = models.SmallIntegerField(default=0, help_text="Which writer's row (0 to 3).")
-    hires = models.BigIntegerField()
+    department = _summary_parent(Department, "hire_years")
 
     class Meta:
         db_table = "department_years"
@@ -180,21 +177,12 @@ class DepartmentYear(models.Model):
         return f"{self.year} {self.department_id} (stripe {self.stripe}): {self.hires}"
 
 
-class JobYear(models.Model):
+class JobYear(_SummaryRow):
     """A job's hires in a year, across departments: a rollup of ``HireCount`` as
     ``DepartmentYear`` is. ``totalCount`` filtered by job sums these rows."""
 
     pk = models.CompositePrimaryKey("year", "job", "stripe")
-    year = models.IntegerField(help_text="The hire's year, in UTC.")
-    job = models.ForeignKey(
-        Job,
-        on_delete=models.DO_NOTHING,
-        db_constraint=False,
-        db_index=False,
-        related_name="hire_years",
-    )
-    stripe = models.SmallIntegerField(default=0, help_text="Which writer's row (0 to 3).")
-    hires = models.BigIntegerField()
+    job = _summary_parent(Job, "hire_years")
 
     class Meta:
         db_table = "job_years"

@@ -321,20 +321,32 @@ def gunicorn(db: str, workers: int = 2, log: Path | None = None, **env: str) -> 
                 stderr=out,
                 start_new_session=True,
             )
-            try:
-                deadline = time.monotonic() + 60
-                while not _answers(url):
-                    if proc.poll() is not None or time.monotonic() > deadline:
-                        raise RuntimeError(f"gunicorn did not start:\n{log.read_text()}")
-                    time.sleep(0.2)
+            with serving(proc, url, "gunicorn", log.read_text):
                 yield url
-            finally:
-                proc.terminate()  # the master stops its workers; if it is stuck, kill them all
-                try:
-                    proc.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                    proc.wait(timeout=5)
+
+
+@contextlib.contextmanager
+def serving(
+    proc: subprocess.Popen[Any], url: str, name: str, output: Callable[[], str]
+) -> Iterator[None]:
+    """Wait (60 s at most) until the server ``proc`` (started in a session of its own) answers
+    at ``url``, then always stop it: SIGTERM to its process group, SIGKILL if it is stuck.
+    ``output`` reads what it printed, for the error when it does not start."""
+    try:
+        deadline = time.monotonic() + 60
+        while not _answers(url):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{name} did not start:\n{output()}")
+            time.sleep(0.2)
+        yield
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=5)
 
 
 def _answers(url: str) -> bool:

@@ -15,12 +15,9 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
-import os
 import shutil
-import signal
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -129,29 +126,13 @@ def postgraphile(db: str) -> Iterator[str]:
         proc = subprocess.Popen(
             cmd, cwd=PEER, stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True
         )
-        try:
-            deadline = time.monotonic() + 60
-            while not _answers(url):
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    log.seek(0)
-                    raise RuntimeError(f"PostGraphile did not start:\n{log.read()}")
-                time.sleep(0.2)
+
+        def output() -> str:
+            log.seek(0)
+            return log.read()
+
+        with bench.serving(proc, url, "PostGraphile", output):
             yield url
-        finally:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=5)
-
-
-def _answers(url: str) -> bool:
-    try:
-        return requests.post(url, json={"query": "{ __typename }"}, timeout=10).ok
-    except (requests.ConnectionError, requests.Timeout):
-        return False
 
 
 # --- the database, built once ----------------------------------------------------------------

@@ -1,5 +1,5 @@
-"""The hires summary: how many hires each department made for each job, per year and quarter,
-with two small rollups of it: per department and year, and per job and year.
+"""The hires summary: how many hires each department made for each job, per year, with a column
+per quarter, and two small rollups of it: per department and year, and per job and year.
 
 The metrics and the unfiltered (or department/job-filtered) ``totalCount`` read it instead of
 scanning ``hired_employees``, so they cost the same at 10 million rows as at 10 thousand.
@@ -19,18 +19,22 @@ admin, or ``psql``.
   per-row triggers.
 - SQLite: one trigger per row (SQLite has no transition tables; it has one writer at a time).
 
-Each summary row costs its writer an upsert, so the rollups are the small ones: a batch of a
-quarter's hires touches about 12 department rows and 183 job rows, against up to 2,196 rows of
-an all-time table per department and job (which made two writers 0.81x as fast as without the
-summary; docs/benchmarks.md).
+Each summary row costs its writer an upsert, so the rows are as few as the reads allow. The
+quarters are columns of one row per year, department and job (a chunk of a load spread over
+three years touches 5,500 such rows where it touched 8,300 with a row per quarter, and
+``hiresByQuarter`` sums a quarter of the rows it did), and the rollups are the small ones: a
+batch of a quarter's hires touches about 12 department rows and 183 job rows, against up to
+2,196 rows of an all-time table per department and job (which made two writers 0.81x as fast
+as without the summary; docs/benchmarks.md).
 
 Years and quarters are taken in UTC, as the metrics have always been. A restore of
 ``hired_employees`` replaces every row: it suspends the triggers for its transaction and
 recomputes the summary once at its end (``rebuilt_after``), which stays exact while other
 batches commit (see ``rebuild``). ``manage.py rebuild_summaries`` does the same on demand.
 
-The trigger SQL is installed by migration 0006 (0005 made the first tables, without stripes);
-changing it here needs a migration that calls ``install`` again.
+The trigger SQL is installed by migration 0007 (0005 made the first tables, 0006 added the
+stripes, 0007 the quarter columns); changing it here needs a migration that calls ``install``
+again.
 """
 
 from __future__ import annotations
@@ -42,8 +46,11 @@ from django.db import connection
 from django.db.backends.base.base import BaseDatabaseWrapper
 
 TABLE = "hire_counts"
-KEY = ("year", "department_id", "job_id", "quarter")
+KEY = ("year", "department_id", "job_id")
 """What the summary counts by. Each table's primary key is its key and the row's stripe."""
+QUARTERS = ("q1", "q2", "q3", "q4")
+"""The summary's counts: its hires in each quarter (its ``hires`` column is their sum, which the
+database computes)."""
 ROLLUPS = {
     TABLE: KEY,
     "department_years": ("year", "department_id"),
@@ -51,6 +58,8 @@ ROLLUPS = {
 }
 """Every table of the summary, with its key: the whole summary, then its rollups, which
 ``departmentsAboveMean`` and ``totalCount`` sum (at most 12 or 183 rows a year and stripe)."""
+COUNTS = {table: QUARTERS if table == TABLE else ("hires",) for table in ROLLUPS}
+"""The columns each table counts in: the quarters, or the rollups' ``hires``."""
 STRIPES = 4
 """How many transactions can write the summary at once without waiting for each other. A key
 has one row per stripe that wrote it; the rebuild folds them all into stripe 0. A fifth writer
@@ -66,21 +75,42 @@ SUSPEND_SETTING = "roster.hire_counts"
 _TRIGGERS = ("insert", "delete", "update", "truncate")
 
 
-def _sqlite_key_parts(row: str) -> list[tuple[str, str]]:
+def _sqlite_parts(row: str) -> dict[str, str]:
     """The summary key of the hire ``row`` (``NEW``, ``OLD`` or an alias) on SQLite, column by
-    column: year, department, job, quarter. Django stores a datetime as
+    column, and its ``quarter`` (1 to 4). Django stores a datetime as
     'YYYY-MM-DD HH:MM:SS[.ffffff]' in UTC."""
-    year = f"CAST(substr({row}.datetime, 1, 4) AS INTEGER)"
-    quarter = f"(CAST(substr({row}.datetime, 6, 2) AS INTEGER) + 2) / 3"
-    department, job = f"{row}.department_id", f"{row}.job_id"
-    return list(zip(KEY, (year, department, job, quarter), strict=True))
+    return {
+        "year": f"CAST(substr({row}.datetime, 1, 4) AS INTEGER)",
+        "department_id": f"{row}.department_id",
+        "job_id": f"{row}.job_id",
+        "quarter": f"((CAST(substr({row}.datetime, 6, 2) AS INTEGER) + 2) / 3)",
+    }
 
 
-def _postgresql_by_key(rows: str, hires: str) -> str:
+def _counted(table: str, hires: str, quarter: str) -> list[str]:
+    """What a key's ``hires`` (an expression), all in ``quarter`` (another), adds to each of
+    ``table``'s counts: to the quarter's column only, or to a rollup's ``hires``."""
+    if table != TABLE:
+        return [hires]
+    return [f"CASE WHEN {quarter} = {n} THEN {hires} ELSE 0 END" for n in range(1, 5)]
+
+
+def _by_key(table: str, rows: str) -> str:
+    """``rows`` (``year, department_id, job_id, quarter, hires``, one row per quarter at most)
+    summed by ``table``'s key into its counts, leaving out keys whose counts do not change."""
+    key = ", ".join(ROLLUPS[table])
+    grouped = ", ".join(str(n) for n in range(1, len(ROLLUPS[table]) + 1))
+    sums = ", ".join(f"sum({count})" for count in _counted(table, "hires", "quarter"))
+    # A quarter's count changes when its own sum does; a rollup's, when the key's sum does.
+    changed = "sum(abs(hires)) <> 0" if table == TABLE else "sum(hires) <> 0"
+    return f"SELECT {key}, {sums} FROM ({rows}) AS q GROUP BY {grouped} HAVING {changed}"
+
+
+def _postgresql_by_quarter(rows: str, hires: str) -> str:
     """``rows`` (a query with ``quarter_start, department_id, job_id`` and ``delta``) as the
-    summary's keys with their ``hires`` (an aggregate). Grouping by the quarter's start and
-    splitting it into year and quarter once per group, not per row, halves the cost of a large
-    aggregate (``extract`` returns numeric)."""
+    summary's keys and quarters with their ``hires`` (an aggregate). Grouping by the quarter's
+    start and splitting it into year and quarter once per group, not per row, halves the cost
+    of a large aggregate (``extract`` returns numeric)."""
     return f"""SELECT extract(year FROM quarter_start)::integer AS year, department_id, job_id,
                extract(quarter FROM quarter_start)::smallint AS quarter, hires
         FROM (SELECT quarter_start, department_id, job_id, {hires} AS hires FROM ({rows}) AS r
@@ -93,9 +123,15 @@ _QUARTER_START = (
 )
 
 
+def _columns(table: str) -> str:
+    """The columns a summary row is written with, in the order every writer gives them."""
+    return ", ".join((*ROLLUPS[table], *COUNTS[table], "stripe"))
+
+
 def _upsert(table: str) -> str:
     key = ", ".join(ROLLUPS[table])
-    return f"ON CONFLICT ({key}, stripe) DO UPDATE SET hires = {table}.hires + excluded.hires"
+    added = ", ".join(f"{count} = {table}.{count} + excluded.{count}" for count in COUNTS[table])
+    return f"ON CONFLICT ({key}, stripe) DO UPDATE SET {added}"
 
 
 def _postgresql_function(event: str, source: str) -> str:
@@ -104,18 +140,11 @@ def _postgresql_function(event: str, source: str) -> str:
     into that stripe of each table. No other transaction writes that stripe's rows, so the
     upserts need no order (sorting a chunk's 8,000 keys cost more than summing them). An
     update moves a hire from its old key to its new one."""
-    upserts = []
-    for table, key in ROLLUPS.items():
-        columns = ", ".join(key)
-        if key == KEY:  # the deltas are summed by this key already
-            rows = f"SELECT {columns}, own, hires FROM deltas WHERE hires <> 0"
-        else:
-            grouped = ", ".join(str(n) for n in range(1, len(key) + 1))
-            rows = (
-                f"SELECT {columns}, own, sum(hires) FROM deltas GROUP BY {grouped} "
-                "HAVING sum(hires) <> 0"
-            )
-        upserts.append(f"INSERT INTO {table} ({columns}, stripe, hires) {rows} {_upsert(table)}")
+    upserts = [
+        f"INSERT INTO {table} ({_columns(table)}) "
+        f"SELECT k.*, own FROM ({_by_key(table, 'SELECT * FROM deltas')}) AS k {_upsert(table)}"
+        for table in ROLLUPS
+    ]
     *ctes, last = upserts
     written = ", ".join(f"written_{n} AS ({sql})" for n, sql in enumerate(ctes))
     return f"""
@@ -141,7 +170,7 @@ BEGIN
     -- The tables in the rebuild's order: one statement's CTEs lock them in no set order.
     LOCK TABLE {", ".join(ROLLUPS)} IN ROW EXCLUSIVE MODE;
     WITH deltas AS MATERIALIZED (
-        {_postgresql_by_key(source.format(key=_QUARTER_START), "sum(delta)")}
+        {_postgresql_by_quarter(source.format(key=_QUARTER_START), "sum(delta)")}
     ), {written}
     {last};
     RETURN NULL;
@@ -195,18 +224,25 @@ def _postgresql_install() -> list[str]:
 
 def _sqlite_install() -> list[str]:
     # "WHERE true" tells SQLite's parser that ON CONFLICT is the upsert's, not a join's.
-    new = dict(_sqlite_key_parts("NEW"))
+    new = _sqlite_parts("NEW")
     add = " ".join(  # one writer at a time: stripe 0
-        f"INSERT INTO {table} ({', '.join(key)}, stripe, hires) "
-        f"SELECT {', '.join(new[column] for column in key)}, 0, 1 WHERE true {_upsert(table)};"
+        f"INSERT INTO {table} ({_columns(table)}) "
+        f"SELECT {', '.join(new[column] for column in key)}, "
+        f"{', '.join(_counted(table, '1', new['quarter']))}, 0 WHERE true {_upsert(table)};"
         for table, key in ROLLUPS.items()
     )
     # A hire that goes takes one from its keys' rows and never makes a row: if the summary was
     # emptied first (Django's flush empties tables in any order), there is nothing to take.
-    old = dict(_sqlite_key_parts("OLD"))
+    old = _sqlite_parts("OLD")
     take = " ".join(
-        f"UPDATE {table} SET hires = hires - 1 "
-        f"WHERE {' AND '.join(f'{column} = {old[column]}' for column in key)};"
+        f"UPDATE {table} SET "
+        + ", ".join(
+            f"{count} = {count} - {taken}"
+            for count, taken in zip(
+                COUNTS[table], _counted(table, "1", old["quarter"]), strict=True
+            )
+        )
+        + f" WHERE {' AND '.join(f'{column} = {old[column]}' for column in key)};"
         for table, key in ROLLUPS.items()
     )
     return [
@@ -247,7 +283,6 @@ def rebuild(db: BaseDatabaseWrapper = connection) -> int:
     lock, a batch committing between the delete and the scan would be counted twice or not at
     all. SQLite has one writer at a time already.
     """
-    groups = ", ".join(str(n) for n in range(1, len(KEY) + 1))
     tables = ", ".join(ROLLUPS)
     with db.cursor() as cursor:
         if db.vendor == "postgresql":
@@ -256,21 +291,25 @@ def rebuild(db: BaseDatabaseWrapper = connection) -> int:
             cursor.execute(f"DELETE FROM {table}")
         if db.vendor == "postgresql":
             rows = f"SELECT {_QUARTER_START} FROM hired_employees AS r"
-            counted = f"SELECT *, 0 FROM ({_postgresql_by_key(rows, 'count(*)')}) AS counted"
+            by_quarter = _postgresql_by_quarter(rows, "count(*)")
         else:
-            key = ", ".join(f"{sql} AS {column}" for column, sql in _sqlite_key_parts("r"))
-            counted = f"SELECT {key}, count(*), 0 FROM hired_employees AS r GROUP BY {groups}"
-        cursor.execute(
-            f"INSERT INTO {TABLE} ({', '.join(KEY)}, hires, stripe) {counted} ORDER BY {groups}"
-        )
-        for table, rollup in ROLLUPS.items():
-            if table != TABLE:
-                columns = ", ".join(rollup)
-                grouped = ", ".join(str(n) for n in range(1, len(rollup) + 1))
-                cursor.execute(
-                    f"INSERT INTO {table} ({columns}, stripe, hires) SELECT {columns}, 0, "
-                    f"sum(hires) FROM {TABLE} GROUP BY {grouped} ORDER BY {grouped}"
-                )
+            parts = _sqlite_parts("r")
+            by_quarter = (
+                f"SELECT {', '.join(f'{sql} AS {name}' for name, sql in parts.items())}, "
+                "count(*) AS hires FROM hired_employees AS r GROUP BY 1, 2, 3, 4"
+            )
+        for table, key in ROLLUPS.items():
+            # The whole summary from the rows, then each rollup from the whole summary.
+            source = (
+                by_quarter
+                if table == TABLE
+                else f"SELECT {', '.join(key)}, 0 AS quarter, hires FROM {TABLE}"
+            )
+            grouped = ", ".join(str(n) for n in range(1, len(key) + 1))
+            cursor.execute(
+                f"INSERT INTO {table} ({_columns(table)}) "
+                f"SELECT k.*, 0 FROM ({_by_key(table, source)}) AS k ORDER BY {grouped}"
+            )
         cursor.execute(f"SELECT coalesce(sum(hires), 0) FROM {TABLE}")
         return int(cursor.fetchone()[0])
 

@@ -142,25 +142,35 @@ class _SummaryRow(models.Model):
         abstract = True
 
 
-class HireCount(_SummaryRow):
-    """The hires summary (``backend/hire_summary.py``): hires per year, department, job and quarter,
-    kept exact by the database's triggers in the same transaction as the rows. The metrics
-    and ``totalCount`` read it. A key has a row per stripe that wrote it (concurrent writers
-    take different stripes, so they never wait for each other); its hires are their sum, which
-    is never negative, though one stripe's row may be. A key whose hires all went may stay, at
-    0."""
+def _quarter(n: int) -> models.BigIntegerField:
+    return models.BigIntegerField(default=0, help_text=f"Hires in Q{n}, in UTC.")
 
-    pk = models.CompositePrimaryKey("year", "department", "job", "quarter", "stripe")
+
+class HireCount(_SummaryRow):
+    """The hires summary (``backend/hire_summary.py``): hires per year, department and job, with
+    a column per quarter, kept exact by the database's triggers in the same transaction as the
+    rows. The metrics and ``totalCount`` read it. A key has a row per stripe that wrote it
+    (concurrent writers take different stripes, so they never wait for each other); its hires
+    are their sum, which is never negative, though one stripe's row may be. A key whose hires
+    all went may stay, at 0."""
+
+    pk = models.CompositePrimaryKey("year", "department", "job", "stripe")
     department = _summary_parent(Department, "hire_counts")
     job = _summary_parent(Job, "hire_counts")
-    quarter = models.SmallIntegerField(help_text="1 to 4, in UTC.")
+    q1, q2, q3, q4 = (_quarter(n) for n in (1, 2, 3, 4))
+    hires = models.GeneratedField(
+        expression=models.F("q1") + models.F("q2") + models.F("q3") + models.F("q4"),
+        output_field=models.BigIntegerField(),
+        db_persist=True,
+        help_text="Hires in the year: the quarters' sum.",
+    )
 
     class Meta:
         db_table = "hire_counts"
 
     def __str__(self) -> str:
-        key = f"{self.year} Q{self.quarter} {self.department_id}/{self.job_id}"
-        return f"{key} (stripe {self.stripe}): {self.hires}"
+        quarters = " ".join(str(n) for n in (self.q1, self.q2, self.q3, self.q4))
+        return f"{self.year} {self.department_id}/{self.job_id} (stripe {self.stripe}): {quarters}"
 
 
 class DepartmentYear(_SummaryRow):

@@ -1,11 +1,11 @@
 """Issue 14: the hires summary in stripes, so that concurrent writers never wait for each
 other's summary rows, and two small rollups (per department and year, per job and year) in
 place of the all-time totals per department and job, whose upserts cost writers as much as the
-summary's own (``backend/hire_summary.py``). The tables are made again and filled from the
-rows by ``install``.
+summary's own (``backend/hire_summary.py``). The tables are made again, empty: 0007 made
+``hire_counts`` again with a column per quarter, and it installs the triggers and fills the
+summary from the rows (``install`` writes the current tables' shape, which these are not).
 
-Going back leaves 0005's tables empty and without triggers, as 0005 alone makes them; coming
-forward again fills the summary from the rows.
+Going back leaves 0005's tables empty and without triggers, as 0005 alone makes them.
 """
 
 import django.db.models.deletion
@@ -14,10 +14,6 @@ from django.db.backends.base.schema import BaseDatabaseSchemaEditor
 from django.db.migrations.state import StateApps
 
 from backend import hire_summary
-
-
-def install(apps: StateApps, schema_editor: BaseDatabaseSchemaEditor) -> None:
-    hire_summary.install(schema_editor.connection)
 
 
 def uninstall(apps: StateApps, schema_editor: BaseDatabaseSchemaEditor) -> None:
@@ -75,5 +71,4 @@ class Migration(migrations.Migration):
                 'db_table': 'job_years',
             },
         ),
-        migrations.RunPython(install, uninstall),
     ]

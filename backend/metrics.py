@@ -13,6 +13,7 @@ from datetime import MAXYEAR, MINYEAR
 from django.db.models import FilteredRelation, Q, Sum
 from django.db.models.functions import Coalesce
 
+from backend import hire_summary
 from backend.models import Department, HireCount, Job
 from backend.replica import read_connection
 
@@ -23,7 +24,9 @@ class YearError(ValueError):
     """A year that is missing, not a number, or out of range."""
 
 
-@dataclass(frozen=True)
+# The answers are plain (not frozen) dataclasses: a frozen one's __init__ goes through
+# object.__setattr__ field by field, five times as slow, which a year of 2,000 rows felt.
+@dataclass(slots=True)
 class QuarterlyHires:
     """Hires for one job of one department in one year, by quarter."""
 
@@ -35,7 +38,7 @@ class QuarterlyHires:
     q4: int
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class DepartmentHires:
     """One department's hires in a year."""
 
@@ -57,32 +60,29 @@ def parse_year(value: object) -> int:
     return year
 
 
-_BY_QUARTER = """
-SELECT d.{department}, j.{job}, s.q1, s.q2, s.q3, s.q4 FROM (
-    SELECT department_id, job_id, {quarters} FROM {hire_counts}
-    WHERE year = %s GROUP BY department_id, job_id HAVING SUM(hires) > 0
-) AS s
-JOIN {departments} AS d ON d.id = s.department_id JOIN {jobs} AS j ON j.id = s.job_id
-ORDER BY d.{department}, j.{job}, s.department_id, s.job_id
+_YEAR_AND_NAMES = """
+SELECT department_id, job_id, {quarters}, CAST(NULL AS TEXT) FROM {hire_counts} WHERE year = %s
+UNION ALL SELECT id, NULL, {nothing}, {department} FROM {departments}
+UNION ALL SELECT NULL, id, {nothing}, {job} FROM {jobs}
 """
 
 
 def hires_by_quarter(*, year: int) -> list[QuarterlyHires]:
     """Hires per department and job in ``year``, split by quarter; only pairs with a hire,
-    ordered by department, then job.
+    ordered by department, then job (names compared by code point, as Python and SQLite
+    compare them, whatever the database's collation), then by ids.
 
-    One query over the summary's rows of that year (every stripe's). It sums them per pair by
-    id first and joins the names after, so the database sorts one row per pair by name, not
-    one per quarter: a quarter of the rows, a fifth of the time at 10M hires
-    (docs/benchmarks.md).
+    One statement, so one snapshot: the summary's rows of that year (one per pair and stripe
+    that wrote it, with the quarters as columns), then every department's and job's name. The
+    stripes are summed, the names matched and the pairs sorted here: the database took twice
+    as long to aggregate, join and sort a year's 2,000 pairs by name as to hand them over
+    (docs/benchmarks.md), and that part grows with the answer while the request's does not.
     """
     db = read_connection(HireCount)
     quote = db.ops.quote_name
-    sql = _BY_QUARTER.format(
-        quarters=", ".join(
-            f"CAST(SUM(CASE WHEN quarter = {n} THEN hires ELSE 0 END) AS BIGINT) AS q{n}"
-            for n in (1, 2, 3, 4)
-        ),
+    sql = _YEAR_AND_NAMES.format(
+        quarters=", ".join(hire_summary.QUARTERS),
+        nothing=", ".join("NULL" for _ in hire_summary.QUARTERS),
         hire_counts=quote(HireCount._meta.db_table),
         departments=quote(Department._meta.db_table),
         jobs=quote(Job._meta.db_table),
@@ -91,7 +91,29 @@ def hires_by_quarter(*, year: int) -> list[QuarterlyHires]:
     )
     with db.cursor() as cursor:
         cursor.execute(sql, [year])
-        return [QuarterlyHires(*row) for row in cursor.fetchall()]
+        rows = cursor.fetchall()
+    pairs: dict[tuple[int, int], list[int]] = {}
+    departments: dict[int, str] = {}
+    jobs: dict[int, str] = {}
+    for department_id, job_id, q1, q2, q3, q4, name in rows:
+        if name is not None:  # a department's or a job's name
+            if job_id is None:
+                departments[department_id] = name
+            else:
+                jobs[job_id] = name
+        elif (counts := pairs.get((department_id, job_id))) is None:
+            pairs[(department_id, job_id)] = [q1, q2, q3, q4]
+        else:  # another stripe's row of the pair
+            counts[0] += q1
+            counts[1] += q2
+            counts[2] += q3
+            counts[3] += q4
+    named = sorted(
+        (departments[department_id], jobs[job_id], department_id, job_id, counts)
+        for (department_id, job_id), counts in pairs.items()
+        if sum(counts) > 0
+    )
+    return [QuarterlyHires(department, job, *counts) for department, job, _, _, counts in named]
 
 
 def hires_per_department(*, year: int) -> tuple[list[DepartmentHires], float]:

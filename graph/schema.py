@@ -108,7 +108,7 @@ class Query:
     @strawberry.field(
         permission_classes=[CanRead],
         description="Hires per department and job in a year (UTC), by quarter; only pairs with "
-        "a hire, ordered by department then job.",
+        "a hire, ordered by department then job, names compared by code point.",
     )
     def hires_by_quarter(self, year: int) -> list[QuarterlyHires]:
         return metrics.hires_by_quarter(year=_year(year))

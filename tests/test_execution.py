@@ -14,6 +14,7 @@ import strawberry
 from django.conf import settings
 from packaging.requirements import Requirement
 
+from graph import execution
 from graph.execution import LeafObjectExecutionContext
 
 
@@ -82,10 +83,35 @@ ORPHANS = [*MEMBERS, Member(id=3, team=None, backup=None)]  # type: ignore[arg-t
 
 
 @strawberry.type
+class Tally:
+    """Strings and Ints only: a ``hiresByQuarter`` row."""
+
+    label: str
+    n: int
+    m: int
+
+
+TALLIES = [Tally(label="a", n=1, m=-(2**31)), Tally(label="b", n=2, m=2**31 - 1)]
+ODD_TALLIES = [
+    *TALLIES,
+    Tally(label="c", n=True, m=0),  # a bool is an Int's 1, through the scalar's serializer
+    Tally(label="d", n=3, m=2**31),  # out of Int's range: the scalar's error
+]
+
+
+@strawberry.type
 class Query:
     @strawberry.field
     def odd(self) -> list[Odd | None]:
         return ODD
+
+    @strawberry.field
+    def tallies(self) -> list[Tally]:
+        return TALLIES
+
+    @strawberry.field
+    def odd_tallies(self) -> list[Tally | None]:
+        return [*ODD_TALLIES, None]
 
     @strawberry.field
     def members(self) -> list[Member]:
@@ -210,6 +236,44 @@ def test_a_value_that_is_an_exception_is_the_standard_located_error() -> None:
     data, errors = answers("{ odd { value } }")
     assert data == {"odd": [{"value": 1}, None]}
     assert errors == [("no value here", ["odd", 1, "value"])]
+
+
+def test_rows_of_strings_and_ints_are_read_and_checked_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The flat path: no field-by-field completion for rows whose values are all plain str and
+    int within Int's range; a row that is not (a bool, an int out of range, a null) goes field
+    by field, and answers what graphql-core answers."""
+    calls: list[Any] = []
+    field_by_field = execution._complete
+
+    def counted(plan: Any, source: Any, is_awaitable: Any) -> Any:
+        calls.append(source)
+        return field_by_field(plan, source, is_awaitable)
+
+    monkeypatch.setattr(execution, "_complete", counted)
+    CountingContext.infos = 0
+    data, errors = answers("{ tallies { label n again: n m } }")
+    assert data == {
+        "tallies": [
+            {"label": "a", "n": 1, "again": 1, "m": -(2**31)},
+            {"label": "b", "n": 2, "again": 2, "m": 2**31 - 1},
+        ]
+    }
+    assert errors == []
+    assert (calls, CountingContext.infos) == ([], 1)
+
+    data, errors = answers("{ oddTallies { label n m } }")
+    assert data is not None
+    assert data["oddTallies"][2] == {"label": "c", "n": 1, "m": 0}
+    assert data["oddTallies"][3:] == [None, None]
+    assert errors == [
+        ("Int cannot represent non 32-bit signed integer value: 2147483648",
+         ["oddTallies", 3, "m"]),
+    ]  # fmt: skip
+    assert [tally.label for tally in calls[:2]] == ["c", "d"]  # then the standard path's own
+    data, errors = answers("{ tallies { label } }")  # a single field: still one tuple per row
+    assert (data, errors) == ({"tallies": [{"label": "a"}, {"label": "b"}]}, [])
 
 
 # --- the internals the short path reads, pinned in pyproject.toml -------------------------------

@@ -10,7 +10,7 @@ import pytest
 from django.contrib.auth.models import User
 from django.test import Client
 
-from backend.models import Department, HiredEmployee, Job
+from backend.models import Department, HireCount, HiredEmployee, Job
 
 # id, department, job, hire datetime (as written), and where it lands in UTC
 HIRES = [
@@ -85,6 +85,38 @@ def test_ties_are_ordered_by_id_and_equal_to_the_mean_is_not_above(gql, db: None
     # D1 2, D2 1, D3 2: mean 5/3; D1 and D3 are above it, tied, so by id.
     answer = gql(QUERY, {"y": 2021}, scope="read")
     assert [row["id"] for row in answer.data["departmentsAboveMean"]] == [1, 3]
+
+
+def test_pairs_are_ordered_by_names_by_code_point_then_ids_and_stripes_are_summed(
+    gql, db: None
+) -> None:
+    """Names compared by code point on every database ('Zoe' before 'ada', 'É' after both);
+    two departments with one name by id; a pair's rows in several stripes summed, and a pair
+    whose hires all went left out."""
+    for i, name in enumerate(("ada", "Zoe", "Émile", "Zoe"), start=1):
+        Department.objects.create(id=i, department=name)
+    Job.objects.create(id=1, job="b")
+    Job.objects.create(id=2, job="B")
+    for n, (department, job) in enumerate(((1, 1), (2, 1), (3, 2), (4, 1), (2, 2)), start=1):
+        HiredEmployee.objects.create(
+            id=n, name="x", datetime=datetime(2021, 5, 1, tzinfo=UTC), department_id=department,
+            job_id=job,
+        )  # fmt: skip
+    # Stripes 1 and 2 of department 2's job 1, as two writers at once leave them; and a pair
+    # whose rows sum to 0 in every quarter (department 1's job 2: +1 in one stripe, -1 in one).
+    HireCount.objects.create(year=2021, department_id=2, job_id=1, stripe=1, q1=3, q4=1)
+    HireCount.objects.create(year=2021, department_id=2, job_id=1, stripe=2, q2=-1, q3=2)
+    HireCount.objects.create(year=2021, department_id=1, job_id=2, stripe=1, q3=1)
+    HireCount.objects.create(year=2021, department_id=1, job_id=2, stripe=2, q3=-1)
+    answer = gql(QUERY, {"y": 2021}, scope="read")
+    rows = [tuple(row.values()) for row in answer.data["hiresByQuarter"]]
+    assert rows == [
+        ("Zoe", "B", 0, 1, 0, 0),
+        ("Zoe", "b", 3, 0, 2, 1),  # department 2: 1 hire in Q2, then the two stripes
+        ("Zoe", "b", 0, 1, 0, 0),  # department 4
+        ("ada", "b", 0, 1, 0, 0),
+        ("Émile", "B", 0, 1, 0, 0),
+    ]
 
 
 def test_metrics_need_a_token_and_a_sane_year(gql, hires: None) -> None:

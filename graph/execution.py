@@ -17,7 +17,8 @@ non-null field, a value the scalar refuses): answers and errors stay exactly the
 from __future__ import annotations
 
 from collections.abc import Callable
-from operator import attrgetter, itemgetter
+from itertools import repeat
+from operator import attrgetter
 from typing import Any, NamedTuple
 
 from graphql import (
@@ -54,7 +55,6 @@ class _FlatPlan(NamedTuple):
     names: tuple[str, ...]
     read: Callable[[Any], tuple[Any, ...]]
     kinds: tuple[type, ...]  # the Python type each value must have to be its own answer
-    ints: Callable[[tuple[Any, ...]], tuple[int, ...]] | None  # the Int values, range-checked
 
 
 def _flat(plan: Plan) -> _FlatPlan | None:
@@ -66,18 +66,15 @@ def _flat(plan: Plan) -> _FlatPlan | None:
             kinds.append(int)
         else:
             return None
-    positions = [n for n, kind in enumerate(kinds) if kind is int]
     return _FlatPlan(
         names=tuple(field.response_name for field in plan),
         read=_getter(attrgetter, [field.attribute for field in plan]),
         kinds=tuple(kinds),
-        ints=_getter(itemgetter, positions) if positions else None,
     )
 
 
 def _getter(make: Callable[..., Any], keys: list[Any]) -> Callable[[Any], tuple[Any, ...]]:
-    """``make(*keys)`` (``attrgetter``, ``itemgetter``) for one key or more, always answering a
-    tuple."""
+    """``make(*keys)`` (``attrgetter``) for one key or more, always answering a tuple."""
     if len(keys) == 1:
         one = make(keys[0])
         return lambda source: (one(source),)
@@ -205,26 +202,30 @@ _INT_MIN, _INT_MAX = _INT_RANGE[0], _INT_RANGE[-1]
 def _complete_flat(
     flat: _FlatPlan, plan: Plan, items: list[Any], is_awaitable: Any
 ) -> list[dict[str, Any] | None]:
-    """``items`` of a Strings-and-Ints plan: each row's values read, type-checked and range-
-    checked at once, in C; a row that is not that simple (a null, a bool, an Int out of range)
-    takes ``_complete``'s field-by-field path."""
-    names, read, kinds, ints = flat
-    completed: list[dict[str, Any] | None] = []
-    append = completed.append
-    for item in items:
-        if item is not None:
-            try:
-                values = read(item)
-            except Exception:  # the standard path raises it again, as a located GraphQL error
-                append(None)
-                continue
-            if tuple(map(type, values)) == kinds:
-                numbers = () if ints is None else ints(values)
-                if not numbers or (min(numbers) >= _INT_MIN and max(numbers) <= _INT_MAX):
-                    append(dict(zip(names, values, strict=True)))
-                    continue
-        append(None if item is None else _complete(plan, item, is_awaitable))
-    return completed
+    """``items`` of a Strings-and-Ints plan, column by column: every row's values read, then
+    each column's types checked (and its Ints' range) in one pass in C, then the answers built.
+    A list with anything else (a null, a bool, an Int out of range, an attribute that raises)
+    takes ``_complete``'s row-by-row path, which reports it as graphql-core would."""
+    names, read, kinds = flat
+    try:
+        values = list(map(read, items))  # a None item raises too: it is not an object
+    except Exception:  # the row-by-row path raises it again, as a located GraphQL error
+        values = None
+    if values is not None and _checked(values, kinds):
+        return list(map(dict, map(zip, repeat(names), values)))
+    return [None if item is None else _complete(plan, item, is_awaitable) for item in items]
+
+
+def _checked(values: list[tuple[Any, ...]], kinds: tuple[type, ...]) -> bool:
+    """Whether every row's values have their column's Python type exactly (a bool is not an
+    int), and every Int is within GraphQL's range: each value is then its own answer."""
+    # no rows: no column, nothing to check
+    for column, kind in zip(zip(*values, strict=True), kinds, strict=False):
+        if set(map(type, column)) != {kind}:
+            return False
+        if kind is int and (min(column) < _INT_MIN or max(column) > _INT_MAX):
+            return False
+    return True
 
 
 def _complete(plan: Plan, source: Any, is_awaitable: Any) -> dict[str, Any] | None:

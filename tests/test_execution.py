@@ -241,9 +241,10 @@ def test_a_value_that_is_an_exception_is_the_standard_located_error() -> None:
 def test_rows_of_strings_and_ints_are_read_and_checked_at_once(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """The flat path: no field-by-field completion for rows whose values are all plain str and
-    int within Int's range; a row that is not (a bool, an int out of range, a null) goes field
-    by field, and answers what graphql-core answers."""
+    """The flat path: no field-by-field completion for lists whose values are all plain str and
+    int within Int's range, checked column by column; a list with a row that is not (a bool,
+    an int out of range, a null) goes row by row, field by field, and answers what graphql-core
+    answers."""
     calls: list[Any] = []
     field_by_field = execution._complete
 
@@ -265,13 +266,16 @@ def test_rows_of_strings_and_ints_are_read_and_checked_at_once(
 
     data, errors = answers("{ oddTallies { label n m } }")
     assert data is not None
+    assert data["oddTallies"][:2] == [{"label": "a", "n": 1, "m": -(2**31)},
+                                      {"label": "b", "n": 2, "m": 2**31 - 1}]  # fmt: skip
     assert data["oddTallies"][2] == {"label": "c", "n": 1, "m": 0}
     assert data["oddTallies"][3:] == [None, None]
     assert errors == [
         ("Int cannot represent non 32-bit signed integer value: 2147483648",
          ["oddTallies", 3, "m"]),
     ]  # fmt: skip
-    assert [tally.label for tally in calls[:2]] == ["c", "d"]  # then the standard path's own
+    # every row of the list, then the standard path's own
+    assert [tally.label for tally in calls[:4]] == ["a", "b", "c", "d"]
     data, errors = answers("{ tallies { label } }")  # a single field: still one tuple per row
     assert (data, errors) == ({"tallies": [{"label": "a"}, {"label": "b"}]}, [])
 

@@ -345,7 +345,7 @@ def _pages_per_parent(
     else:
         fetched = rows_by_window(column, parent_ids, page, ordering, first + 1, columns)
     pages: list[list[HiredEmployee]] = []  # the next level's parents: the answered hires'
-    nodes = _employees((row[1:-1] for row in fetched), pages)
+    nodes = _employees((row[1:] for row in fetched), pages)
     per_parent: dict[int, list[HiredEmployee]] = {}
     for row, node in zip(fetched, nodes, strict=True):
         per_parent.setdefault(row[0], []).append(node)
@@ -366,8 +366,8 @@ def rows_by_lateral(
     shape: str | None = None,
 ) -> list[Sequence[Any]]:
     """PostgreSQL: each parent's first ``size`` rows through a LATERAL join, then their
-    department's and job's names. Rows of (parent id, *_EMPLOYEE_COLUMNS, rank), by parent
-    then rank.
+    department's and job's names. Rows of (parent id, *_EMPLOYEE_COLUMNS), by parent in the
+    order of ``parent_ids``, then in ``ordering``.
 
     In id order, each parent is a range scan of the (parent, id) index that stops after
     ``size`` rows. The parent is matched as a range of one value there: with "=" PostgreSQL
@@ -409,11 +409,7 @@ def _lateral_sql(
     else:
         of_parent = page.filter(**{column: parent_id})
     read = [c for c in _HIRE_COLUMNS if c in columns]
-    lateral = (
-        of_parent.order_by(*order)
-        .annotate(rank=Window(RowNumber(), order_by=order))
-        .values_list(*read, "rank")[:size]
-    )
+    lateral = of_parent.order_by(*order).values_list(*read)[:size]
     sql, params = lateral.query.sql_with_params()
     selected = [f"page.{c}" if c in columns else "NULL" for c in _HIRE_COLUMNS]
     joins = []
@@ -426,11 +422,16 @@ def _lateral_sql(
             joins.append(f"JOIN {table} AS {alias} ON {alias}.id = page.{key} ")
         else:
             selected.append("NULL")
+    # Each parent's page comes out of its LATERAL scan in order, but SQL promises no order
+    # without ORDER BY: the parent's place, then the ordering's own columns (one sort of rows
+    # already nearly in order; a row number per page would cost a window and a sort more).
+    direction = "DESC" if ordering.descending else "ASC"
+    ties = ["id"] if ordering.column == "id" else [ordering.column, "id"]
     statement = (
-        f"SELECT roster_parent.id, {', '.join(selected)}, page.rank "
+        f"SELECT roster_parent.id, {', '.join(selected)} "
         "FROM unnest(%s::integer[]) WITH ORDINALITY AS roster_parent(id, n) "
         f"CROSS JOIN LATERAL ({sql}) AS page {''.join(joins)}"
-        "ORDER BY roster_parent.n, page.rank"
+        f"ORDER BY roster_parent.n, {', '.join(f'page.{c} {direction}' for c in ties)}"
     )
     return statement, tuple(params)
 
@@ -446,13 +447,16 @@ def rows_by_window(
     """SQLite, which has no LATERAL: every parent's rows numbered by a window function, the
     first ``size`` of each kept. The same rows as ``rows_by_lateral``."""
     rank = Window(RowNumber(), partition_by=F(column), order_by=ordering.order_by())
-    return list(
+    ranked = (
         page.filter(**{f"{column}__in": parent_ids})
         .annotate(rank=rank)
         .filter(rank__lte=size)
         .order_by(column, "rank")
+        # "rank" selected too: without it Django 5.2 misnames the NULL columns of the query
+        # that filters on the window (it selects "value1", "value3", ... of its subquery)
         .values_list(column, *_selected(columns, _EMPLOYEE_COLUMNS), "rank")
     )
+    return [row[:-1] for row in ranked]
 
 
 def rejection_nodes(page: QuerySet) -> list[RejectionType]:

@@ -39,3 +39,22 @@ def test_demo_command_loads_the_samples_once_and_prints_a_working_token(gql) -> 
     token = re.search(r"Bearer (rst_[\w-]+)", printed).group(1)
     answer = gql("{ jobs { totalCount } }", token=token)
     assert answer.status == 401  # the second run replaced the first token
+
+
+def test_a_web_worker_freezes_its_start_up_and_collects_in_larger_passes() -> None:
+    """``backend.wsgi`` (what gunicorn loads in each worker): the URLs and the schema imported,
+    then everything frozen out of the collector's passes and a first generation of 20,000."""
+    import os
+    import subprocess
+    import sys
+
+    script = (
+        "import gc, sys; import backend.wsgi; print(gc.get_threshold()[0], "
+        "gc.get_freeze_count() > 10_000, 'graph.schema' in sys.modules)"
+    )
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "backend.settings_test"}
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["20000", "True", "True"]

@@ -86,7 +86,11 @@ READS = [
 ]
 READ = {row.label: row for row in READS}
 INSERT = f"insert {BATCH} hires, one request"
-ORDER = [READS[0].label, READS[1].label, READS[2].label, INSERT, READS[3].label]
+ORDER = [*READ, INSERT]
+"""A round's rows. The inserts come last, so that neither server's reads follow the other's
+insert more often than its own: a read right after PostGraphile's insert (a second of Node.js
+work) took 1.5x its time alone on either server, and with the insert before the traversal,
+Roster's traversal followed it in every other round and PostGraphile's never did."""
 
 
 # --- PostGraphile ----------------------------------------------------------------------------
@@ -314,7 +318,9 @@ class Servers:
 
     def one_round(self, round_: int) -> dict[tuple[str, str], float]:
         """Each row of the table on both servers, Roster first in even rounds, PostGraphile
-        first in odd ones (the first reader of a page warms the cache for the second)."""
+        first in odd ones (the first reader of a page warms the cache for the second). A round
+        ends with the inserts, so each server's first read follows its own insert in one round
+        and the other server's read in the next."""
         seconds = {}
         for label in ORDER:
             for server in ("roster", "peer")[:: 1 if round_ % 2 == 0 else -1]:

@@ -16,11 +16,15 @@ non-null field, a value the scalar refuses): answers and errors stay exactly the
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from itertools import repeat
 from operator import attrgetter
 from typing import Any, NamedTuple
 
+import orjson
 from graphql import (
     GraphQLInt,
     GraphQLLeafType,
@@ -53,6 +57,7 @@ class _FlatPlan(NamedTuple):
     """A plan of Strings and Ints only (a ``hiresByQuarter`` row): read at once, checked at once."""
 
     names: tuple[str, ...]
+    attributes: tuple[str, ...]  # what ``read`` reads, in the same order
     read: Callable[[Any], tuple[Any, ...]]
     kinds: tuple[type, ...]  # the Python type each value must have to be its own answer
 
@@ -68,6 +73,7 @@ def _flat(plan: Plan) -> _FlatPlan | None:
             return None
     return _FlatPlan(
         names=tuple(field.response_name for field in plan),
+        attributes=tuple(field.attribute for field in plan),
         read=_getter(attrgetter, [field.attribute for field in plan]),
         kinds=tuple(kinds),
     )
@@ -83,6 +89,63 @@ def _getter(make: Callable[..., Any], keys: list[Any]) -> Callable[[Any], tuple[
 
 _INT_RANGE = range(-(2**31), 2**31)
 """GraphQL's Int; a larger int takes the scalar's own serializer, which refuses it."""
+
+
+class RenderedList:
+    """A list of plain objects whose JSON the database already wrote (a nested page of hires:
+    ``graph/selectors.py``), for the selection of ``fields``: each item's (response name,
+    attribute), in order. Completed as it is when the list's selection is exactly that one, and
+    written into the answer by the view's encoder (``encoded``); any other selection completes
+    the objects ``objects`` builds, as usual."""
+
+    __slots__ = ("_objects", "fields", "json")
+
+    def __init__(
+        self, json: str, fields: tuple[tuple[str, str], ...], objects: Callable[[], list[Any]]
+    ) -> None:
+        self.json, self.fields, self._objects = json, fields, objects
+
+    def objects(self) -> list[Any]:
+        return self._objects()
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._objects())
+
+    def __len__(self) -> int:
+        return len(self._objects())
+
+
+_RENDERING: ContextVar[bool] = ContextVar("roster_rendering", default=False)
+
+
+@contextmanager
+def rendering() -> Iterator[None]:
+    """While the block runs, resolvers may answer a ``RenderedList``: whoever encodes the answer
+    (the /graphql view) writes it with ``encoded``. Any other caller of the schema gets plain
+    lists only."""
+    token = _RENDERING.set(True)
+    try:
+        yield
+    finally:
+        _RENDERING.reset(token)
+
+
+def may_render() -> bool:
+    return _RENDERING.get()
+
+
+def encoded(value: Any) -> Any:
+    """orjson's ``default`` (and ``json``'s, through ``plain``): a ``RenderedList`` as its JSON."""
+    if isinstance(value, RenderedList):
+        return orjson.Fragment(value.json)
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+def plain(value: Any) -> Any:
+    """``json``'s ``default``: a ``RenderedList`` as its items."""
+    if isinstance(value, RenderedList):
+        return json.loads(value.json)
+    raise TypeError(f"{type(value).__name__} is not JSON")
 
 
 class LeafObjectExecutionContext(StrawberryGraphQLCoreExecutionContext):
@@ -124,6 +187,10 @@ class LeafObjectExecutionContext(StrawberryGraphQLCoreExecutionContext):
         one loop, without graphql-core's path, result and sub-field collection per item; any
         item the short path cannot complete sends the whole list down the standard path."""
         object_type = get_nullable_type(item_type)
+        if isinstance(items, RenderedList):
+            if self._renders(items, object_type, field_details_list):
+                return items  # the encoder writes its JSON
+            items = items.objects()
         if is_object_type(object_type) and object_type.is_type_of is None:
             grouped, deferred, _ = self.collect_subfields(object_type, field_details_list)
             plan = None if deferred else self._plan(object_type, grouped)
@@ -140,6 +207,18 @@ class LeafObjectExecutionContext(StrawberryGraphQLCoreExecutionContext):
                     return completed
         return super().complete_iterable_value(
             item_type, field_details_list, info, path, items, position_context
+        )
+
+    def _renders(self, rendered: RenderedList, object_type: Any, field_details_list: Any) -> bool:
+        """Whether ``rendered``'s JSON answers this list's selection exactly: the same response
+        names reading the same attributes, all Strings and Ints, nothing deferred."""
+        if not (is_object_type(object_type) and object_type.is_type_of is None):
+            return False
+        grouped, deferred, _ = self.collect_subfields(object_type, field_details_list)
+        plan = None if deferred else self._plan(object_type, grouped)
+        flat = None if plan is None else self._flat_plan(plan)
+        return flat is not None and tuple(zip(flat.names, flat.attributes, strict=True)) == (
+            rendered.fields
         )
 
     def _flat_plan(self, plan: Plan) -> _FlatPlan | None:
@@ -206,7 +285,7 @@ def _complete_flat(
     each column's types checked (and its Ints' range) in one pass in C, then the answers built.
     A list with anything else (a null, a bool, an Int out of range, an attribute that raises)
     takes ``_complete``'s row-by-row path, which reports it as graphql-core would."""
-    names, read, kinds = flat
+    names, _, read, kinds = flat
     try:
         values = list(map(read, items))  # a None item raises too: it is not an object
     except Exception:  # the row-by-row path raises it again, as a located GraphQL error

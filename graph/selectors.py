@@ -6,7 +6,7 @@ import json
 import re
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from django.db.models import (
     CharField,
@@ -27,7 +27,17 @@ from strawberry.types.nodes import SelectedField
 from backend import models
 from backend.replica import read_connection
 from graph.errors import bad_input
-from graph.pagination import BY_ID, Connection, Ordering, check_first, connection, page_rows
+from graph.execution import RenderedList, may_render
+from graph.pagination import (
+    BY_ID,
+    Connection,
+    Ordering,
+    PageInfo,
+    check_first,
+    connection,
+    encode_cursor,
+    page_rows,
+)
 from graph.types import (
     Department,
     HiredEmployee,
@@ -174,6 +184,45 @@ def read_columns(info: Info, ordering: Ordering) -> frozenset[str]:
     return frozenset(columns)
 
 
+_RENDERED_COLUMNS = {"id": "id", "name": "name", "departmentId": "department_id", "jobId": "job_id"}
+"""A hire's fields whose JSON PostgreSQL writes as Strawberry would: Ints and Strings, never
+null (``datetime`` is not: its text is Python's ``isoformat``)."""
+
+
+_BESIDE_NODES = ("nodes", "totalCount", "pageInfo", "__typename")
+
+
+def rendered_fields(info: Info, ordering: Ordering) -> tuple[tuple[str, str], ...] | None:
+    """The (response name, column) of each node field, when a page of hires in ``ordering``
+    can be answered as JSON written by PostgreSQL: the selection is one ``nodes`` (beside which
+    ``totalCount``, ``pageInfo`` and ``__typename`` are answered as always) of plain Int and
+    String fields only, no response name twice, no fragment, no directive, in id order. Else
+    None."""
+    if ordering.column != "id" or len(info.selected_fields) != 1:
+        return None
+    (field,) = info.selected_fields
+    lists = [s for s in field.selections if isinstance(s, SelectedField) and s.name == "nodes"]
+    if len(lists) != 1 or any(
+        not isinstance(s, SelectedField) or s.directives or s.name not in _BESIDE_NODES
+        for s in field.selections
+    ):
+        return None
+    (nodes,) = lists
+    fields = []
+    for node_field in nodes.selections:
+        if (
+            not isinstance(node_field, SelectedField)
+            or node_field.directives
+            or node_field.arguments
+            or node_field.name not in _RENDERED_COLUMNS
+        ):
+            return None
+        fields.append((node_field.alias or node_field.name, _RENDERED_COLUMNS[node_field.name]))
+    if not fields or len({name for name, _ in fields}) != len(fields):
+        return None
+    return tuple(fields)
+
+
 def _selected(columns: frozenset[str], names: Sequence[str]) -> list[Any]:
     """``names`` to fetch, each read column as itself and each other as a typed NULL."""
     return [name if name in columns else _NULLS[name] for name in names]
@@ -261,6 +310,8 @@ class Siblings:
         self._loaded: dict[str, dict[int, tuple[list[HiredEmployee], bool]]] = {}
         self._counts: dict[str, dict[int, int]] = {}
         self._columns: dict[tuple[Any, ...], frozenset[str]] = {}
+        self._fields: dict[tuple[Any, ...], tuple[tuple[str, str], ...] | None] = {}
+        self._rendered: dict[str, dict[int, tuple[str, bool, int | None]]] = {}
 
     @property
     def ids(self) -> list[int]:
@@ -290,14 +341,6 @@ class Siblings:
         check_first(first)
         ordering = order.ordering() if order is not None else BY_ID
         rows = hired_employees(where)
-        columns = EVERY_COLUMN if info is None else self._read_columns(info, ordering)
-        # every alias with its own arguments and selection
-        asked = repr((first, after, where, ordering, sorted(columns)))
-        if asked not in self._loaded:
-            page = page_rows(rows, ordering, after)
-            self._loaded[asked] = _pages_per_parent(
-                self.column, self.ids, page, ordering, first, columns, shape=asked
-            )
         filtered = repr(where)
 
         def count() -> int:
@@ -319,10 +362,47 @@ class Siblings:
                 self._counts[filtered] = {parent: int(n) for parent, n in counted}
             return self._counts[filtered].get(parent_id, 0)
 
+        fields = None if info is None else self._rendered_fields(info, ordering)
+        if fields is not None:
+            asked = repr(("rendered", first, after, where, ordering, fields))
+            if asked not in self._rendered:
+                page = page_rows(rows, ordering, after)
+                self._rendered[asked] = rendered_pages(
+                    self.column, self.ids, page, ordering, first, fields, shape=asked
+                )
+            text, has_next, last = self._rendered[asked].get(parent_id, ("[]", False, None))
+            end = after if last is None else encode_cursor(ordering, (last, last))
+            rendered = RenderedList(text, fields, lambda: _hires_of_json(text, fields))
+            return Connection(
+                # completed (graph/execution.py) as a list of the nodes it writes
+                nodes=cast("list[HiredEmployee]", rendered),
+                page_info=PageInfo(has_next_page=has_next, end_cursor=end),
+                _count=count,
+            )
+        columns = EVERY_COLUMN if info is None else self._read_columns(info, ordering)
+        # every alias with its own arguments and selection
+        asked = repr((first, after, where, ordering, sorted(columns)))
+        if asked not in self._loaded:
+            page = page_rows(rows, ordering, after)
+            self._loaded[asked] = _pages_per_parent(
+                self.column, self.ids, page, ordering, first, columns, shape=asked
+            )
         nodes, has_next = self._loaded[asked].get(parent_id, ([], False))
         return connection(
             list(nodes), has_next=has_next, after=after, ordering=ordering, count=count
         )
+
+    def _rendered_fields(
+        self, info: Info, ordering: Ordering
+    ) -> tuple[tuple[str, str], ...] | None:
+        """``rendered_fields`` once per field, on PostgreSQL, for a caller that encodes
+        ``RenderedList`` (the /graphql view): None when the page must be built as objects."""
+        if not may_render() or read_connection(models.HiredEmployee).vendor != "postgresql":
+            return None
+        field = tuple(key for key in info.path.as_list() if isinstance(key, str))
+        if (field, ordering) not in self._fields:
+            self._fields[(field, ordering)] = rendered_fields(info, ordering)
+        return self._fields[(field, ordering)]
 
 
 def _pages_per_parent(
@@ -434,6 +514,81 @@ def _lateral_sql(
         f"ORDER BY roster_parent.n, {', '.join(f'page.{c} {direction}' for c in ties)}"
     )
     return statement, tuple(params)
+
+
+def rendered_pages(
+    column: str,
+    parent_ids: list[int],
+    page: QuerySet,
+    ordering: Ordering,
+    first: int,
+    fields: tuple[tuple[str, str], ...],
+    shape: str,
+) -> dict[int, tuple[str, bool, int | None]]:
+    """PostgreSQL, a page in id order whose nodes are ``fields`` (``rendered_fields``): for each
+    parent, the JSON of its first ``first`` hires as PostgreSQL writes it, whether more follow,
+    and the last hire's id (for the cursor). No row reaches Python: 12 rows instead of 1,212 for
+    a page of 100 hires per department, and no node to build or complete."""
+    if not parent_ids:
+        return {}
+    key = (column, first, shape)
+    compiled = _RENDERED_SQL.get(key)
+    if compiled is None:
+        compiled = _rendered_sql(column, page, ordering, first, fields)
+        if len(_RENDERED_SQL) >= _LATERAL_SQL_KEPT:
+            _RENDERED_SQL.clear()
+        _RENDERED_SQL[key] = compiled
+    sql, before, after = compiled
+    with read_connection(models.HiredEmployee).cursor() as cursor:
+        cursor.execute(sql, [*before, parent_ids, *after])
+        return {parent: (text, fetched > first, last) for parent, fetched, text, last in cursor}
+
+
+_RENDERED_SQL: dict[tuple[str, int, str], tuple[str, tuple[Any, ...], tuple[Any, ...]]] = {}
+"""``rendered_pages``'s statements, kept per shape as ``_LATERAL_SQL``'s are."""
+
+
+def _rendered_sql(
+    column: str,
+    page: QuerySet,
+    ordering: Ordering,
+    first: int,
+    fields: tuple[tuple[str, str], ...],
+) -> tuple[str, tuple[Any, ...], tuple[Any, ...]]:
+    """``rendered_pages``'s statement, and its parameters before and after the parents' ids.
+    Each object is written as text: its keys (JSON strings, as parameters) and its values
+    through ``to_json`` (an integer's digits, a text as a JSON string, escaped as JSON does). The
+    parent's page is the same LATERAL scan as ``rows_by_lateral``'s, in id order."""
+    parent_id = RawSQL("roster_parent.id", ())
+    of_parent = page.filter(**{f"{column}__gte": parent_id, f"{column}__lte": parent_id})
+    parent = F(column).desc() if ordering.descending else F(column).asc()
+    read = sorted({attribute for _, attribute in fields} | {"id"})
+    lateral = of_parent.order_by(parent, *ordering.order_by()).values_list(*read)[: first + 1]
+    sql, params = lateral.query.sql_with_params()
+    keys, values = [], []
+    for n, (name, attribute) in enumerate(fields):
+        keys.append(("{" if n == 0 else ",") + json.dumps(name) + ":")
+        values.append(f"%s, to_json(page.{attribute})")
+    item = f"concat({', '.join(values)}, '}}')"
+    order = f"ORDER BY page.id {'DESC' if ordering.descending else 'ASC'}"
+    statement = (
+        "SELECT roster_parent.id, count(*), "
+        f"'[' || array_to_string((array_agg({item} {order}))[1:%s], ',') || ']', "
+        f"(array_agg(page.id {order}))[least(count(*), %s)] "
+        "FROM unnest(%s::integer[]) WITH ORDINALITY AS roster_parent(id, n) "
+        f"CROSS JOIN LATERAL ({sql}) AS page "
+        "GROUP BY roster_parent.n, roster_parent.id"
+    )
+    return statement, (*keys, first, first), tuple(params)
+
+
+def _hires_of_json(text: str, fields: tuple[tuple[str, str], ...]) -> list[HiredEmployee]:
+    """The nodes of a rendered page, for a selection other than the one it was written for."""
+    nulls = dict.fromkeys((*_HIRE_COLUMNS, "department", "job"))
+    return [
+        HiredEmployee(**{**nulls, **{attribute: item[name] for name, attribute in fields}})
+        for item in json.loads(text)
+    ]
 
 
 def rows_by_window(

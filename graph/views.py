@@ -43,6 +43,7 @@ from backend.health import (
 from backend.request_body import MalformedBody, has_lone_surrogate, parse_json_body
 from backend.timeouts import TIMEOUT_CODE, is_statement_timeout, statement_timeout, timeout_message
 from graph.errors import is_outage, is_timeout, service_unavailable, timed_out
+from graph.execution import RenderedList, encoded, plain, rendering
 from graph.negotiation import (
     CONTENT_TYPES,
     JSON,
@@ -84,7 +85,7 @@ class RosterGraphQLView(GraphQLView):
         self.media_type = media_type
         try:
             request.principal = require_principal(request)  # type: ignore[attr-defined]
-            with statement_timeout():
+            with statement_timeout(), rendering():
                 return self.run(request=request)
         except HTTPException as refused:  # Strawberry's, or ours: the request cannot be read
             code = _HTTP_CODES.get(refused.status_code, BAD_REQUEST)
@@ -188,7 +189,7 @@ class RosterGraphQLView(GraphQLView):
         """orjson: encoding a large page is a read's biggest cost in Python. What it refuses
         (integers wider than 64 bits, nesting deeper than 255) goes through ``encode_any``."""
         try:
-            return orjson.dumps(data)
+            return orjson.dumps(data, default=encoded)  # a RenderedList as its JSON
         except orjson.JSONEncodeError:
             return encode_any(data)
 
@@ -215,7 +216,9 @@ def encode_any(data: object) -> bytes:
     """JSON for any answer: lossless where JSON allows (big integers stay numbers), text where
     it does not (a lone surrogate as its ``\\udxxx`` escape text, ``NaN`` as ``"nan"``)."""
     try:
-        text = json.dumps(data, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        text = json.dumps(
+            data, ensure_ascii=False, allow_nan=False, separators=(",", ":"), default=plain
+        )
         return text.encode("utf-8")
     except (ValueError, TypeError, RecursionError, UnicodeEncodeError):
         text = json.dumps(_portable(data, 0), ensure_ascii=False, separators=(",", ":"))
@@ -223,6 +226,8 @@ def encode_any(data: object) -> bytes:
 
 
 def _portable(value: Any, depth: int) -> Any:
+    if isinstance(value, RenderedList):
+        return _portable(plain(value), depth)
     if isinstance(value, str):
         return value.encode("utf-8", "backslashreplace").decode("utf-8")
     if value is None or isinstance(value, bool):

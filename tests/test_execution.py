@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import enum
 import inspect
+import json
 import tomllib
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 import strawberry
 from django.conf import settings
@@ -16,6 +18,7 @@ from packaging.requirements import Requirement
 
 from graph import execution
 from graph.execution import LeafObjectExecutionContext
+from graph.views import encode_any
 
 
 @strawberry.enum
@@ -92,6 +95,9 @@ class Tally:
 
 
 TALLIES = [Tally(label="a", n=1, m=-(2**31)), Tally(label="b", n=2, m=2**31 - 1)]
+RENDERED = '[{"label":"a","n":1},{"label":"b","n":2}]'
+"""What a database would write for ``{ label n }`` of TALLIES."""
+
 ODD_TALLIES = [
     *TALLIES,
     Tally(label="c", n=True, m=0),  # a bool is an Int's 1, through the scalar's serializer
@@ -112,6 +118,11 @@ class Query:
     @strawberry.field
     def odd_tallies(self) -> list[Tally | None]:
         return [*ODD_TALLIES, None]
+
+    @strawberry.field
+    def rendered_tallies(self) -> list[Tally]:
+        fields = (("label", "label"), ("n", "n"))
+        return execution.RenderedList(RENDERED, fields, lambda: TALLIES)  # type: ignore[return-value]
 
     @strawberry.field
     def members(self) -> list[Member]:
@@ -410,3 +421,23 @@ def test_the_short_path_sees_strawberrys_context_as_it_expects() -> None:
     assert (details.node.name.value, details.defer_usage) == ("id", None), _revisit(
         "the grouped field set no longer maps a response name to FieldDetails"
     )
+
+
+def test_a_rendered_list_answers_its_own_selection_and_its_objects_answer_any_other() -> None:
+    """A list whose JSON was written already (a nested page of hires on PostgreSQL) completes as
+    itself for exactly its own selection, and the encoders write it; another selection (another
+    order, another field, an alias) completes its objects as always."""
+    result = fast.execute_sync("{ renderedTallies { label n } }")
+    assert result.errors is None
+    assert isinstance(result.data["renderedTallies"], execution.RenderedList)
+    written = {"renderedTallies": [{"label": "a", "n": 1}, {"label": "b", "n": 2}]}
+    assert orjson.loads(orjson.dumps(result.data, default=execution.encoded)) == written
+    assert json.loads(json.dumps(result.data, default=execution.plain)) == written
+    assert json.loads(encode_any({**result.data, "odd": "\ud800"})) == {**written, "odd": "\\ud800"}
+    for query, expected in [
+        ("{ renderedTallies { n label } }", [{"n": 1, "label": "a"}, {"n": 2, "label": "b"}]),
+        ("{ renderedTallies { label m } }", [{"label": t.label, "m": t.m} for t in TALLIES]),
+        ("{ renderedTallies { x: label n } }", [{"x": "a", "n": 1}, {"x": "b", "n": 2}]),
+    ]:  # fmt: skip
+        data, errors = answers(query)
+        assert (data, errors) == ({"renderedTallies": expected}, [])

@@ -504,14 +504,16 @@ def test_a_nested_page_is_compiled_once_per_shape_and_answers_each_filter(
     columns): the same query again compiles nothing, another filter compiles its own; and on
     both databases each filter answers its own rows."""
     compiled: list[str] = []
-    real = selectors._lateral_sql
+    for name in ("_lateral_sql", "_rendered_sql"):  # objects, or JSON written by PostgreSQL
+        real = getattr(selectors, name)
 
-    def spy(*args: Any, **kwargs: Any) -> Any:
-        compiled.append(repr(args[1].query))
-        return real(*args, **kwargs)
+        def spy(*args: Any, real: Any = real, **kwargs: Any) -> Any:
+            compiled.append(repr(args[1].query))
+            return real(*args, **kwargs)
 
-    monkeypatch.setattr(selectors, "_lateral_sql", spy)
+        monkeypatch.setattr(selectors, name, spy)
     selectors._LATERAL_SQL.clear()
+    selectors._RENDERED_SQL.clear()
     query = """query($name: String!) { departments(first: 3) { nodes { id
       hiredEmployees(first: 2, filter: {name: {startsWith: $name}}) { nodes { id name } } } } }"""
     answers = {}
@@ -524,3 +526,91 @@ def test_a_nested_page_is_compiled_once_per_shape_and_answers_each_filter(
     assert answers["A"] != answers["B"]
     # "A" once and "B" once; SQLite's window query is Django's own, compiled each time
     assert len(compiled) == (2 if connection.vendor == "postgresql" else 0)
+
+
+# --- a plain nested page, written as JSON by PostgreSQL -----------------------------------------
+
+ODD_NAMES = ['Zoë "Q" O\'Brien', "back\\slash", "tab\tand\nnewline", "😀 emoji", "</script>"]
+PLAIN_PAGE = """query($after: String) { departments { nodes { id
+  hiredEmployees(first: 3, after: $after, orderBy: {field: ID, direction: %s}) {
+    __typename totalCount pageInfo { hasNextPage endCursor } nodes { %s } } } } }"""
+
+
+def _rendered(queries: CaptureQueriesContext) -> list[str]:
+    return [q["sql"] for q in queries.captured_queries if "array_agg" in q["sql"]]
+
+
+@pytest.mark.parametrize("direction", ["ASC", "DESC"])
+def test_a_plain_nested_page_is_written_by_postgresql_as_the_objects_would_answer(
+    gql, hires, direction
+) -> None:
+    """Nodes of Ints and Strings only, in id order: on PostgreSQL one statement writes each
+    department's JSON (names with quotes, backslashes, control characters and emoji escaped as
+    JSON does), and the answer, cursors and all, is the one the objects give (a fragment over the
+    same fields, which takes the objects' path)."""
+    HiredEmployee.objects.bulk_create(
+        HiredEmployee(id=100 + n, name=name, datetime=START, department_id=1, job_id=2)
+        for n, name in enumerate(ODD_NAMES)
+    )
+    fields = "i: id name jobId departmentId"
+    rendered = PLAIN_PAGE % (direction, fields)
+    objects = PLAIN_PAGE % (direction, "...F") + f" fragment F on HiredEmployee {{ {fields} }}"
+    after: str | None = None
+    pages = 0
+    while True:
+        with CaptureQueriesContext(connection) as queries:
+            ours = gql(rendered, {"after": after}, scope="read")
+        statements = _rendered(queries)  # the next request empties the log
+        theirs = gql(objects, {"after": after}, scope="read")
+        assert ours.errors == theirs.errors == []
+        assert ours.data == theirs.data
+        assert len(statements) == (1 if connection.vendor == "postgresql" else 0)
+        first = ours.data["departments"]["nodes"][0]["hiredEmployees"]
+        pages += 1
+        if not first["pageInfo"]["hasNextPage"]:
+            break
+        after = first["pageInfo"]["endCursor"]
+    assert pages == 6  # department 1: 13 hires and the 5 odd names, 3 a page
+    everyone = gql((PLAIN_PAGE % (direction, "name")).replace("first: 3", "first: 100"),
+                   {"after": None}, scope="read")  # fmt: skip
+    names = [n["name"] for n in everyone.data["departments"]["nodes"][0]["hiredEmployees"]["nodes"]]
+    ours_in_order = ODD_NAMES if direction == "ASC" else ODD_NAMES[::-1]
+    assert [name for name in names if name in ODD_NAMES] == ours_in_order
+
+
+@pytest.mark.parametrize(
+    "nodes",
+    [
+        "id datetime",  # Python writes a datetime's text
+        "id __typename",
+        "id department { id }",
+        "id name @include(if: true)",
+        "... on HiredEmployee { id }",
+        "id id2: id name2: name id",
+    ],
+)
+def test_any_other_nested_selection_builds_objects(gql, hires, nodes: str) -> None:
+    query = PLAIN_PAGE % ("ASC", nodes)
+    with CaptureQueriesContext(connection) as queries:
+        answer = gql(query, {"after": None}, scope="read")
+    assert answer.errors == []
+    assert _rendered(queries) == []
+    marker = "LATERAL" if connection.vendor == "postgresql" else "ROW_NUMBER"
+    assert len([q for q in queries.captured_queries if marker in q["sql"]]) == 1
+    pages = [d["hiredEmployees"] for d in answer.data["departments"]["nodes"]]
+    assert [len(page["nodes"]) for page in pages] == [3, 3, 3]
+    for department, page in zip((1, 2, 3), pages, strict=True):
+        mine = sorted(hire.id for hire in hires if hire.department_id == department)
+        assert [node["id"] for node in page["nodes"]] == mine[:3]
+
+
+def test_a_nested_page_in_another_order_builds_objects(gql, hires) -> None:
+    query = """{ departments { nodes { hiredEmployees(first: 2, orderBy: {field: NAME}) {
+        nodes { id name } } } } }"""
+    with CaptureQueriesContext(connection) as queries:
+        answer = gql(query, scope="read")
+    assert answer.errors == []
+    assert _rendered(queries) == []
+    first = answer.data["departments"]["nodes"][0]["hiredEmployees"]["nodes"]
+    mine = expected([row for row in hires if row.department_id == 1], "name", False)
+    assert [node["id"] for node in first] == mine[:2]

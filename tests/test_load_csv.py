@@ -296,3 +296,25 @@ def test_lambda_refuses_a_key_that_matches_no_table(bucket: str) -> None:
     with pytest.raises(EventError, match="expected an S3 notification"):
         handler({"hello": "world"})
     assert LoadRun.objects.count() == 0
+
+
+def test_a_checked_chunk_keeps_raw_fields_only_for_the_rows_the_rules_refused() -> None:
+    """A valid row is written from its clean values and logged by its line's text: the chunk
+    lets its raw fields go (half of a checked row's memory); a refused row keeps them, for its
+    claimed id in the log."""
+    from backend import dictionary
+    from jobs.csv_files import parse_lines
+    from jobs.loading import _Chunk
+
+    table = dictionary.table("hired_employees")
+    lines = [
+        "1,Ana,2021-01-01T00:00:00Z,1,1\n",
+        "x,Bob,not a time,1,1\n",
+        "3,Cy,2021-02-01T00:00:00Z,2,3\n",
+    ]
+    chunk = _Chunk.check(table, list(parse_lines(lines, table)), for_copy=True)
+    assert sorted(chunk.checked.valid) == [0, 2]
+    assert chunk.checked.raws[0] is None and chunk.checked.raws[2] is None
+    assert chunk.checked.raws[1]["name"] == "Bob"
+    assert chunk.texts == [line.rstrip("\n") for line in lines] and chunk.lines == [1, 2, 3]
+    assert chunk.checked.copy_lines is not None and sorted(chunk.checked.copy_lines) == [0, 2]

@@ -187,38 +187,30 @@ class LeafObjectExecutionContext(StrawberryGraphQLCoreExecutionContext):
         one loop, without graphql-core's path, result and sub-field collection per item; any
         item the short path cannot complete sends the whole list down the standard path."""
         object_type = get_nullable_type(item_type)
-        if isinstance(items, RenderedList):
-            if self._renders(items, object_type, field_details_list):
-                return items  # the encoder writes its JSON
-            items = items.objects()
+        plan = flat = None
         if is_object_type(object_type) and object_type.is_type_of is None:
             grouped, deferred, _ = self.collect_subfields(object_type, field_details_list)
             plan = None if deferred else self._plan(object_type, grouped)
-            if plan is not None:
-                items = items if isinstance(items, list) else list(items)
-                flat = self._flat_plan(plan)
-                completed = (
-                    [None if item is None else _complete(plan, item, self.is_awaitable)
-                     for item in items]
-                    if flat is None
-                    else _complete_flat(flat, plan, items, self.is_awaitable)
-                )  # fmt: skip
-                if None not in completed:
-                    return completed
+            flat = None if plan is None else self._flat_plan(plan)
+        if isinstance(items, RenderedList):
+            # its JSON answers exactly this selection: the same names reading the same columns
+            if flat is not None and tuple(zip(flat.names, flat.attributes, strict=True)) == (
+                items.fields
+            ):
+                return items  # the encoder writes its JSON
+            items = items.objects()
+        if plan is not None:
+            items = items if isinstance(items, list) else list(items)
+            completed = (
+                [None if item is None else _complete(plan, item, self.is_awaitable)
+                 for item in items]
+                if flat is None
+                else _complete_flat(flat, plan, items, self.is_awaitable)
+            )  # fmt: skip
+            if None not in completed:
+                return completed
         return super().complete_iterable_value(
             item_type, field_details_list, info, path, items, position_context
-        )
-
-    def _renders(self, rendered: RenderedList, object_type: Any, field_details_list: Any) -> bool:
-        """Whether ``rendered``'s JSON answers this list's selection exactly: the same response
-        names reading the same attributes, all Strings and Ints, nothing deferred."""
-        if not (is_object_type(object_type) and object_type.is_type_of is None):
-            return False
-        grouped, deferred, _ = self.collect_subfields(object_type, field_details_list)
-        plan = None if deferred else self._plan(object_type, grouped)
-        flat = None if plan is None else self._flat_plan(plan)
-        return flat is not None and tuple(zip(flat.names, flat.attributes, strict=True)) == (
-            rendered.fields
         )
 
     def _flat_plan(self, plan: Plan) -> _FlatPlan | None:

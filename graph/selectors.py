@@ -323,7 +323,7 @@ class Siblings:
     def _read_columns(self, info: Info, ordering: Ordering) -> frozenset[str]:
         """``read_columns`` once per field, not once per parent: every parent's field has the
         same selection (its response path, list indices left out, names it)."""
-        field = tuple(key for key in info.path.as_list() if isinstance(key, str))
+        field = _field(info)
         if (field, ordering) not in self._columns:
             self._columns[(field, ordering)] = read_columns(info, ordering)
         return self._columns[(field, ordering)]
@@ -399,10 +399,16 @@ class Siblings:
         ``RenderedList`` (the /graphql view): None when the page must be built as objects."""
         if not may_render() or read_connection(models.HiredEmployee).vendor != "postgresql":
             return None
-        field = tuple(key for key in info.path.as_list() if isinstance(key, str))
+        field = _field(info)
         if (field, ordering) not in self._fields:
             self._fields[(field, ordering)] = rendered_fields(info, ordering)
         return self._fields[(field, ordering)]
+
+
+def _field(info: Info) -> tuple[str, ...]:
+    """The field a resolver answers, the same for every parent of a list: its response path
+    with the list indices left out."""
+    return tuple(key for key in info.path.as_list() if isinstance(key, str))
 
 
 def _pages_per_parent(

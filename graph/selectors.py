@@ -6,7 +6,7 @@ import json
 import re
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
-from typing import Any, Literal, cast
+from typing import Any, Literal, NamedTuple, cast
 
 from django.db.models import (
     CharField,
@@ -309,8 +309,7 @@ class Siblings:
         self._ids: list[int] | None = None
         self._loaded: dict[str, dict[int, tuple[list[HiredEmployee], bool]]] = {}
         self._counts: dict[str, dict[int, int]] = {}
-        self._columns: dict[tuple[Any, ...], frozenset[str]] = {}
-        self._fields: dict[tuple[Any, ...], tuple[tuple[str, str], ...] | None] = {}
+        self._asks: dict[tuple[str, ...], _Ask] = {}
         self._rendered: dict[str, dict[int, tuple[str, bool, int | None]]] = {}
 
     @property
@@ -319,14 +318,6 @@ class Siblings:
             parents = (self._parent_of(node) for page in self.pages for node in page)
             self._ids = list(dict.fromkeys(parents))
         return self._ids
-
-    def _read_columns(self, info: Info, ordering: Ordering) -> frozenset[str]:
-        """``read_columns`` once per field, not once per parent: every parent's field has the
-        same selection (its response path, list indices left out, names it)."""
-        field = _field(info)
-        if (field, ordering) not in self._columns:
-            self._columns[(field, ordering)] = read_columns(info, ordering)
-        return self._columns[(field, ordering)]
 
     def hired_employees(
         self,
@@ -338,16 +329,13 @@ class Siblings:
         order: HiredEmployeeOrder | None,
         info: Info | None = None,
     ) -> Connection[HiredEmployee]:
-        check_first(first)
-        ordering = order.ordering() if order is not None else BY_ID
-        rows = hired_employees(where)
-        filtered = repr(where)
+        ask = self._ask(first, after, where, order, info)
 
         def count() -> int:
-            if filtered not in self._counts:
+            if ask.filtered not in self._counts:
                 lookups = _summarised(where)
                 source = (
-                    rows
+                    hired_employees(where)
                     if lookups is None
                     else summary_for([*lookups, self.column]).objects.filter(**lookups)
                 )
@@ -359,19 +347,18 @@ class Siblings:
                     .annotate(hires=tally)
                     .values_list(self.column, "hires")
                 )
-                self._counts[filtered] = {parent: int(n) for parent, n in counted}
-            return self._counts[filtered].get(parent_id, 0)
+                self._counts[ask.filtered] = {parent: int(n) for parent, n in counted}
+            return self._counts[ask.filtered].get(parent_id, 0)
 
-        fields = None if info is None else self._rendered_fields(info, ordering)
-        if fields is not None:
-            asked = repr(("rendered", first, after, where, ordering, fields))
-            if asked not in self._rendered:
-                page = page_rows(rows, ordering, after)
-                self._rendered[asked] = rendered_pages(
-                    self.column, self.ids, page, ordering, first, fields, shape=asked
+        if ask.fields is not None:
+            if ask.key not in self._rendered:
+                page = page_rows(hired_employees(where), ask.ordering, after)
+                self._rendered[ask.key] = rendered_pages(
+                    self.column, self.ids, page, ask.ordering, first, ask.fields, shape=ask.key
                 )
-            text, has_next, last = self._rendered[asked].get(parent_id, ("[]", False, None))
-            end = after if last is None else encode_cursor(ordering, (last, last))
+            text, has_next, last = self._rendered[ask.key].get(parent_id, ("[]", False, None))
+            end = after if last is None else encode_cursor(ask.ordering, (last, last))
+            fields = ask.fields
             rendered = RenderedList(text, fields, lambda: _hires_of_json(text, fields))
             return Connection(
                 # completed (graph/execution.py) as a list of the nodes it writes
@@ -379,30 +366,61 @@ class Siblings:
                 page_info=PageInfo(has_next_page=has_next, end_cursor=end),
                 _count=count,
             )
-        columns = EVERY_COLUMN if info is None else self._read_columns(info, ordering)
-        # every alias with its own arguments and selection
-        asked = repr((first, after, where, ordering, sorted(columns)))
-        if asked not in self._loaded:
-            page = page_rows(rows, ordering, after)
-            self._loaded[asked] = _pages_per_parent(
-                self.column, self.ids, page, ordering, first, columns, shape=asked
+        if ask.key not in self._loaded:
+            page = page_rows(hired_employees(where), ask.ordering, after)
+            self._loaded[ask.key] = _pages_per_parent(
+                self.column, self.ids, page, ask.ordering, first, ask.columns, shape=ask.key
             )
-        nodes, has_next = self._loaded[asked].get(parent_id, ([], False))
+        nodes, has_next = self._loaded[ask.key].get(parent_id, ([], False))
         return connection(
-            list(nodes), has_next=has_next, after=after, ordering=ordering, count=count
+            list(nodes), has_next=has_next, after=after, ordering=ask.ordering, count=count
         )
 
-    def _rendered_fields(
-        self, info: Info, ordering: Ordering
-    ) -> tuple[tuple[str, str], ...] | None:
-        """``rendered_fields`` once per field, on PostgreSQL, for a caller that encodes
-        ``RenderedList`` (the /graphql view): None when the page must be built as objects."""
-        if not may_render() or read_connection(models.HiredEmployee).vendor != "postgresql":
-            return None
-        field = _field(info)
-        if (field, ordering) not in self._fields:
-            self._fields[(field, ordering)] = rendered_fields(info, ordering)
-        return self._fields[(field, ordering)]
+    def _ask(
+        self,
+        first: int,
+        after: str | None,
+        where: HiredEmployeeFilter | None,
+        order: HiredEmployeeOrder | None,
+        info: Info | None,
+    ) -> _Ask:
+        """What the field asks of every parent, worked out when the first parent asks: each
+        parent's field has the same arguments and selection (its response path, list indices
+        left out, names it). Rendered by PostgreSQL (``rendered_fields``) on PostgreSQL, for a
+        caller that encodes ``RenderedList`` (the /graphql view); else built as objects of the
+        columns the selection reads."""
+        field = None if info is None else _field(info)
+        if field is not None and field in self._asks:
+            return self._asks[field]
+        check_first(first)
+        ordering = order.ordering() if order is not None else BY_ID
+        fields = columns = None
+        if (
+            info is not None
+            and may_render()
+            and read_connection(models.HiredEmployee).vendor == "postgresql"
+        ):
+            fields = rendered_fields(info, ordering)
+        if fields is not None:
+            key = repr(("rendered", first, after, where, ordering, fields))
+        else:
+            columns = EVERY_COLUMN if info is None else read_columns(info, ordering)
+            # every alias with its own arguments and selection
+            key = repr((first, after, where, ordering, sorted(columns)))
+        ask = _Ask(ordering, repr(where), fields, columns or EVERY_COLUMN, key)
+        if field is not None:
+            self._asks[field] = ask
+        return ask
+
+
+class _Ask(NamedTuple):
+    """What a nested field asks of each parent (``Siblings._ask``)."""
+
+    ordering: Ordering
+    filtered: str  # the filter: the key of its counts
+    fields: tuple[tuple[str, str], ...] | None  # written by PostgreSQL, or None: objects
+    columns: frozenset[str]  # the objects' columns
+    key: str  # the pages': every alias with its own arguments and selection
 
 
 def _field(info: Info) -> tuple[str, ...]:

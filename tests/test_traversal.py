@@ -534,6 +534,33 @@ def test_a_nested_page_is_compiled_once_per_shape_and_answers_each_filter(
     assert len(compiled) == (2 if connection.vendor == "postgresql" else 0)
 
 
+def test_a_nested_field_works_out_what_it_asks_once_for_all_its_parents(
+    gql, hires, monkeypatch
+) -> None:
+    """The selection a nested page reads (its columns, or the fields PostgreSQL writes) is
+    worked out when the first parent asks and kept for the others: once for 3 departments,
+    and once more for the same field in the next request."""
+    calls: list[str] = []
+    for name in ("read_columns", "rendered_fields"):
+        real = getattr(selectors, name)
+
+        def spy(*args: Any, real: Any = real, name: str = name, **kwargs: Any) -> Any:
+            calls.append(name)
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(selectors, name, spy)
+    for _ in range(2):
+        data = gql(NESTED, {"first": 2, "departments": 3}, scope="read").data
+        assert [len(d["hiredEmployees"]["nodes"]) for d in data["departments"]["nodes"]] == [
+            2, 2, 2,
+        ]  # fmt: skip
+    # job { job } is not a plain field: the objects' path, after PostgreSQL's was ruled out
+    per_request = ["rendered_fields", "read_columns"] if connection.vendor == "postgresql" else [
+        "read_columns"
+    ]  # fmt: skip
+    assert calls == per_request * 2
+
+
 # --- a plain nested page, written as JSON by PostgreSQL -----------------------------------------
 
 ODD_NAMES = ['Zoë "Q" O\'Brien', "back\\slash", "tab\tand\nnewline", "😀 emoji", 'a},{"b']

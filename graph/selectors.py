@@ -394,20 +394,18 @@ class Siblings:
             return self._asks[field]
         check_first(first)
         ordering = order.ordering() if order is not None else BY_ID
-        fields = columns = None
+        fields, columns = None, EVERY_COLUMN
         if (
             info is not None
             and may_render()
             and read_connection(models.HiredEmployee).vendor == "postgresql"
         ):
             fields = rendered_fields(info, ordering)
-        if fields is not None:
-            key = repr(("rendered", first, after, where, ordering, fields))
-        else:
-            columns = EVERY_COLUMN if info is None else read_columns(info, ordering)
-            # every alias with its own arguments and selection
-            key = repr((first, after, where, ordering, sorted(columns)))
-        ask = _Ask(ordering, repr(where), fields, columns or EVERY_COLUMN, key)
+        if fields is None and info is not None:
+            columns = read_columns(info, ordering)
+        # every alias with its own arguments and selection
+        key = repr((first, after, where, ordering, fields or sorted(columns)))
+        ask = _Ask(ordering, repr(where), fields, columns, key)
         if field is not None:
             self._asks[field] = ask
         return ask
